@@ -1,0 +1,209 @@
+"""The Starlette application: /graphql, the REST shim under /api, /healthz.
+
+The lifespan opens storage (starting the embedded database when no MONGODB_URI is set)
+and closes it. Every error a client can see is JSON; no stack trace leaves the process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from cross_web import HTTPException as GraphQLHTTPException
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.asgi import GraphQL
+
+from errors import ServiceError
+from resolvers.context import Context
+from resolvers.identity import authenticate
+from schema import build_schema
+from settings import Settings
+from storage import Storage
+
+log = logging.getLogger("agent_sessions")
+
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def graphql_error(message: str, code: str, status: int, **extensions: Any) -> JSONResponse:
+    body = {"errors": [{"message": message, "extensions": {"code": code, **extensions}}]}
+    return JSONResponse(body, status_code=status)
+
+
+def rest_error(message: str, status: int, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+class GraphQLView(GraphQL):
+    """Strawberry's HTTP handling (GET/POST, GraphiQL) with orjson on both sides."""
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+    def decode_json(self, data: str | bytes) -> object:
+        return orjson.loads(data)
+
+
+class Services:
+    """What a request needs: settings, schema, storage (set by the lifespan), agents."""
+
+    def __init__(self, settings: Settings, storage: Storage | None = None) -> None:
+        self.settings = settings
+        self.schema = build_schema(introspection=settings.introspection)
+        self.view = GraphQLView(self.schema, graphql_ide="graphiql", allow_queries_via_get=True)
+        self._storage = storage
+        self.agents: Any = None
+
+    @property
+    def storage(self) -> Storage:
+        assert self._storage is not None, "storage is opened by the app's lifespan"
+        return self._storage
+
+    async def context(self, request: Request) -> Context:
+        """The request's context; raises ``Unauthenticated`` for a missing or bad key."""
+        caller = await authenticate(
+            request.headers.get("authorization"), self.settings, self.storage
+        )
+        return Context(self.storage, self.settings, caller, agents=self.agents)
+
+
+async def graphql_endpoint(request: Request) -> Response:
+    services: Services = request.app.state.services
+    view = services.view
+    if request.method == "GET" and view.should_render_graphql_ide(
+        view.request_adapter_class(request)
+    ):
+        return await view.render_graphql_ide(request)  # the explorer page holds no data
+    try:
+        context = await services.context(request)
+    except ServiceError as exc:
+        return graphql_error(exc.message, exc.code, exc.status)
+    try:
+        return await view.run(request, context=context)
+    except GraphQLHTTPException as exc:
+        return graphql_error(exc.reason, "BAD_USER_INPUT", exc.status_code)
+
+
+async def healthz(request: Request) -> Response:
+    ok, reason = await request.app.state.services.storage.healthy()
+    if ok:
+        return JSONResponse({"status": "ok"})
+    log.error("health check failed: %s", reason)
+    return JSONResponse({"status": "unavailable", "error": reason}, status_code=503)
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, before any handler reads them."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # disconnected
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = f"request body over {self.limit // (1024 * 1024)} MiB"
+        if scope["path"].startswith("/graphql"):
+            response = graphql_error(message, "BAD_USER_INPUT", 413)
+        else:
+            response = rest_error(message, 413)
+        await response(scope, receive, send)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        message = "method not allowed"
+    elif exc.status_code == 404:
+        message = "not found"
+    else:
+        message = str(exc.detail)
+    return rest_error(message, exc.status_code)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return rest_error("internal server error", 500)
+
+
+def build_app(settings: Settings, storage: Storage | None = None) -> Starlette:
+    """The application. With ``storage`` given (tests, benchmarks) the lifespan uses it
+    as it is and leaves closing it to the caller."""
+    services = Services(settings, storage)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        owned = services._storage is None
+        if owned:
+            services._storage = await Storage.open(
+                mongodb_uri=settings.mongodb_uri,
+                database=settings.database,
+                data_dir=settings.data_dir,
+                secantusd=settings.secantusd,
+            )
+        try:
+            yield
+        finally:
+            if owned and services._storage is not None:
+                await services._storage.close()
+                services._storage = None
+
+    routes = [
+        Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
+    )
+    app.state.services = services
+    app.add_middleware(BodyLimit)
+    return app

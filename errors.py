@@ -1,0 +1,76 @@
+"""Typed business errors, shared by every layer.
+
+Each error knows the GraphQL ``extensions.code`` and the REST status it maps to, so the
+two surfaces translate it in one place each. Anything that is not a ``ServiceError`` is
+an internal error: masked for clients, logged with the request id.
+"""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    code = "INTERNAL"
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def extensions(self) -> dict[str, object]:
+        return {"code": self.code}
+
+
+class BadInput(ServiceError):
+    code = "BAD_USER_INPUT"
+    status = 400
+
+
+class Unauthenticated(ServiceError):
+    code = "UNAUTHENTICATED"
+    status = 401
+
+
+class Forbidden(ServiceError):
+    code = "FORBIDDEN"
+    status = 403
+
+
+class NotFound(ServiceError):
+    code = "NOT_FOUND"
+    status = 404
+
+
+class SessionTooLarge(ServiceError):
+    code = "SESSION_TOO_LARGE"
+    status = 413
+
+    def __init__(self, message: str = "the session would exceed the 16 MB document limit") -> None:
+        super().__init__(message)
+
+
+class AgentFailed(ServiceError):
+    """The agent backend failed; the run is stored as FAILED and can be found by its ids."""
+
+    code = "AGENT_ERROR"
+    status = 502
+
+    def __init__(self, message: str, *, run_id: str, session_id: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.session_id = session_id
+
+    @property
+    def extensions(self) -> dict[str, object]:
+        return {"code": self.code, "runId": self.run_id, "sessionId": self.session_id}
+
+
+class DatabaseUnavailable(ServiceError):
+    code = "DATABASE_UNAVAILABLE"
+    status = 503
+
+    def __init__(self, message: str = "the database is unavailable") -> None:
+        super().__init__(message)
+
+
+FORBIDDEN_ACT_FOR_OTHERS = "only administrators may act for another user"

@@ -1,0 +1,39 @@
+"""The per-request context: who is calling, the storage, the loaders, the look-ahead cache."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from settings import Settings
+from storage import Storage
+
+from .identity import Caller
+from .loaders import Loaders
+from .lookahead import Selection
+
+if TYPE_CHECKING:
+    from agents import AgentRunner
+
+
+@dataclass(slots=True)
+class Context:
+    storage: Storage
+    settings: Settings
+    caller: Caller
+    agents: AgentRunner | None = None
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    loaders: Loaders = field(init=False)
+    selection: Selection = field(default_factory=Selection)
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders(self.storage, self.caller.owner)
+
+    @property
+    def owner(self) -> str | None:
+        return self.caller.owner
+
+
+def context_of(info: Any) -> Context:
+    return info.context

@@ -1,0 +1,66 @@
+"""Opaque cursors: positions in a session's messages or runs, and (updated_at, id) for sessions."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+
+import orjson
+
+from errors import BadInput
+
+
+def _encode(payload: object) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(payload)).decode()
+
+
+def _decode(cursor: str) -> object:
+    try:
+        return orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        raise BadInput(f"invalid cursor {cursor!r}") from None
+
+
+def position_cursor(kind: str, position: int) -> str:
+    return _encode([kind, position])
+
+
+def decode_position(kind: str, cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    value = _decode(cursor)
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or value[0] != kind
+        or not isinstance(value[1], int)
+        or value[1] < 0
+    ):
+        raise BadInput(f"invalid cursor {cursor!r}")
+    return value[1]
+
+
+def session_cursor(updated_at: datetime, session_id: str) -> str:
+    if updated_at.tzinfo is None:
+        updated_at = updated_at.replace(tzinfo=UTC)
+    return _encode(["s", int(updated_at.timestamp() * 1000), session_id])
+
+
+def decode_session_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    if cursor is None:
+        return None
+    value = _decode(cursor)
+    if (
+        not isinstance(value, list)
+        or len(value) != 3
+        or value[0] != "s"
+        or not isinstance(value[1], int)
+        or not isinstance(value[2], str)
+    ):
+        raise BadInput(f"invalid cursor {cursor!r}")
+    try:
+        t = datetime.fromtimestamp(value[1] / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise BadInput(f"invalid cursor {cursor!r}") from None
+    return t, value[2]

@@ -1,0 +1,112 @@
+"""Per-request dataloaders: every read of a request made in the same tick becomes one
+database command, whatever the number of sessions, runs or messages asking.
+
+Keys carry what to read (fields, windows, filters) as well as which object, so the
+batch can project exactly the union of what was asked. Results come back in key order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strawberry.dataloader import DataLoader
+
+from storage import Storage
+from storage.layout import ChunkSpec, MessageSpec, Page, RunSpec
+
+Doc = dict[str, Any]
+
+
+def _union(fields: list[frozenset[str] | None]) -> frozenset[str] | None:
+    if any(f is None for f in fields):
+        return None
+    return frozenset().union(*fields)  # type: ignore[arg-type]
+
+
+class SessionByIdLoader(DataLoader[tuple[str, frozenset[str]], Doc | None]):
+    """(session id, stored fields) → the session's top-level fields, or ``None``."""
+
+    def __init__(self, storage: Storage, owner: str | None) -> None:
+        async def load(keys: list[tuple[str, frozenset[str]]]) -> list[Doc | None]:
+            fields = _union([f for _, f in keys])
+            docs = await storage.sessions.get_sessions([sid for sid, _ in keys], fields, owner)
+            return [docs.get(sid) for sid, _ in keys]
+
+        super().__init__(load)
+
+
+class MessagesBySessionLoader(DataLoader[tuple[str, MessageSpec], Page | None]):
+    """(session id, window spec) → a page of the session's messages."""
+
+    def __init__(self, storage: Storage, owner: str | None) -> None:
+        async def load(keys: list[tuple[str, MessageSpec]]) -> list[Page | None]:
+            return await storage.sessions.page_messages(keys, owner)
+
+        super().__init__(load)
+
+
+class RunsBySessionLoader(DataLoader[tuple[str, RunSpec], Page | None]):
+    """(session id, window spec) → a page of the session's runs."""
+
+    def __init__(self, storage: Storage, owner: str | None) -> None:
+        async def load(keys: list[tuple[str, RunSpec]]) -> list[Page | None]:
+            return await storage.sessions.page_runs(keys, owner)
+
+        super().__init__(load)
+
+
+class RunByIdLoader(DataLoader[tuple[str, str, frozenset[str]], Doc | None]):
+    """(session id, run id, stored fields) → the run, or ``None``."""
+
+    def __init__(self, storage: Storage, owner: str | None) -> None:
+        async def load(keys: list[tuple[str, str, frozenset[str]]]) -> list[Doc | None]:
+            fields = _union([f for *_, f in keys])
+            return await storage.sessions.get_runs([(s, r) for s, r, _ in keys], fields, owner)
+
+        super().__init__(load)
+
+
+class RetrievedContextByRunLoader(DataLoader[tuple[str, str, ChunkSpec], list[Doc] | None]):
+    """(session id, run id, chunk filter) → the run's chunks in rank order."""
+
+    def __init__(self, storage: Storage, owner: str | None) -> None:
+        async def load(keys: list[tuple[str, str, ChunkSpec]]) -> list[list[Doc] | None]:
+            return await storage.sessions.get_run_chunks(keys, owner)
+
+        super().__init__(load)
+
+
+class MessagesByRunLoader(DataLoader[tuple[str, str, frozenset[str]], list[tuple[int, Doc]]]):
+    """(session id, run id, stored fields) → the messages the run added, with positions."""
+
+    def __init__(self, storage: Storage, owner: str | None) -> None:
+        async def load(keys: list[tuple[str, str, frozenset[str]]]) -> list[list[tuple[int, Doc]]]:
+            fields = _union([f for *_, f in keys])
+            return await storage.sessions.get_run_messages(
+                [(s, r) for s, r, _ in keys], fields, owner
+            )
+
+        super().__init__(load)
+
+
+class Loaders:
+    """The loaders of one request, created on first use."""
+
+    __slots__ = (
+        "_owner",
+        "_storage",
+        "chunks",
+        "messages",
+        "run",
+        "run_messages",
+        "runs",
+        "session",
+    )
+
+    def __init__(self, storage: Storage, owner: str | None) -> None:
+        self.session = SessionByIdLoader(storage, owner)
+        self.messages = MessagesBySessionLoader(storage, owner)
+        self.runs = RunsBySessionLoader(storage, owner)
+        self.run = RunByIdLoader(storage, owner)
+        self.chunks = RetrievedContextByRunLoader(storage, owner)
+        self.run_messages = MessagesByRunLoader(storage, owner)

@@ -1,0 +1,276 @@
+"""What each read field does: arguments checked, look-ahead turned into a storage read,
+the read made through the request's loaders. Results are stored documents and pages;
+``schema`` turns them into GraphQL objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import GraphQLResolveInfo
+
+from errors import BadInput
+from storage.layout import ChunkSpec, MessageSpec, Page, RunSpec, Window
+from storage.sessions import SessionFilter
+
+from .context import Context
+from .cursors import decode_position, decode_session_cursor
+from .lookahead import (
+    CHUNK_READS,
+    CONNECTION_ITEMS,
+    MESSAGE_READS,
+    RUN_READS,
+    SESSION_READS,
+    children,
+    descend,
+    reads,
+)
+
+SESSIONS_DEFAULT, SESSIONS_MAX = 20, 100
+ITEMS_DEFAULT, ITEMS_MAX = 100, 1000
+PAGE_SIZE_MAX = 100
+
+Doc = dict[str, Any]
+
+
+def _raw(info: Any) -> GraphQLResolveInfo:
+    # Strawberry's Info wraps graphql-core's; the look-ahead needs its field nodes.
+    return info._raw_info
+
+
+def _context(info: Any) -> Context:
+    return info.context
+
+
+def _count(name: str, value: int | None, bound: int) -> None:
+    if value is not None and not 0 <= value <= bound:
+        raise BadInput(f"{name} must be between 0 and {bound}, got {value}")
+
+
+def _explicit(info: Any, name: str) -> bool:
+    return any(arg.name.value == name for node in _raw(info).field_nodes for arg in node.arguments)
+
+
+def window(
+    info: Any,
+    kind: str,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    default: int,
+    bound: int,
+) -> Window:
+    """Check connection arguments and turn them into a window over positions."""
+    _count("first", first, bound)
+    _count("last", last, bound)
+    a, b = decode_position(kind, after), decode_position(kind, before)
+    if first is None and last is None:
+        if before is not None and after is None:
+            last = default
+        else:
+            first = default
+    return Window(first=first, after=a, last=last, before=b)
+
+
+# --- look-ahead: the stored fields a selection reads --------------------------------------
+
+
+def _selected(info: Any, key: str, compute) -> Any:
+    return _context(info).selection.of(_raw(info), key, compute)
+
+
+def session_fields(info: Any, paths: tuple[tuple[str, ...], ...] = ((),)) -> frozenset[str]:
+    """Stored session fields read under the current field (at ``paths``)."""
+
+    def compute(nodes, fragments):
+        return reads(descend(nodes, fragments, paths), SESSION_READS) | {"user_id"}
+
+    return _selected(info, f"session{paths}", compute)
+
+
+def item_fields(info: Any, table: dict[str, tuple[str, ...]], key: str) -> frozenset[str]:
+    """Stored message/run fields read by a connection's items (``nodes`` and ``edges.node``)."""
+
+    def compute(nodes, fragments):
+        return reads(descend(nodes, fragments, CONNECTION_ITEMS), table)
+
+    return _selected(info, key, compute)
+
+
+def list_fields(info: Any, table: dict[str, tuple[str, ...]], key: str) -> frozenset[str]:
+    """Stored fields read by the items of a plain list field."""
+
+    def compute(nodes, fragments):
+        return reads(children(nodes, fragments), table)
+
+    return _selected(info, key, compute)
+
+
+def connection_wants(info: Any, *path: str) -> bool:
+    """Whether the connection's selection includes ``path`` (e.g. ``totalCount``)."""
+
+    def compute(nodes, fragments):
+        level = list(nodes)
+        for name in path:
+            level = children(level, fragments).get(name, [])
+        return bool(level)
+
+    return _selected(info, f"wants{path}", compute)
+
+
+# --- sessions -----------------------------------------------------------------------------
+
+
+async def session(info: Any, session_id: str) -> Doc | None:
+    ctx = _context(info)
+    return await ctx.loaders.session.load((session_id, session_fields(info)))
+
+
+@dataclass(slots=True)
+class SessionList:
+    sessions: list[Doc]
+    has_next: bool
+    has_previous: bool
+    total: int | None
+
+
+def session_filter(filt: Any | None) -> SessionFilter:
+    if filt is None:
+        return SessionFilter()
+    return SessionFilter(
+        user_id=filt.user_id,
+        agent_id=filt.agent_id,
+        updated_after=filt.updated_after,
+        updated_before=filt.updated_before,
+    )
+
+
+async def sessions(
+    info: Any,
+    filt: Any | None,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+) -> SessionList:
+    """A keyset page of sessions, newest ``updatedAt`` first."""
+    ctx = _context(info)
+    store, owner = ctx.storage.sessions, ctx.owner
+    _count("first", first, SESSIONS_MAX)
+    _count("last", last, SESSIONS_MAX)
+    if last is not None and not _explicit(info, "first"):
+        first = None  # `first` has a default; `last` alone pages backwards
+    a, b = decode_session_cursor(after), decode_session_cursor(before)
+    sf = session_filter(filt)
+    fields = session_fields(info, (("nodes",), ("edges", "node"))) | {"updated_at"}
+    if first is None and last is not None:
+        page = await store.list_sessions(
+            sf, owner=owner, limit=last, after=a, before=b, backwards=True, fields=fields
+        )
+        docs, has_previous, has_next = page.sessions, page.has_more, None
+    else:
+        page = await store.list_sessions(
+            sf,
+            owner=owner,
+            limit=first if first is not None else SESSIONS_DEFAULT,
+            after=a,
+            before=b,
+            fields=fields,
+        )
+        docs, has_next, has_previous = page.sessions, page.has_more, None
+        if last is not None and len(docs) > last:
+            docs, has_previous = docs[len(docs) - last :], True
+    if has_next is None and connection_wants(info, "pageInfo", "hasNextPage"):
+        edge = (docs[-1]["updated_at"], docs[-1]["_id"]) if docs else b
+        has_next = edge is not None and await store.any_sessions_beyond(
+            sf, owner=owner, edge=edge, newer=False
+        )
+    if has_previous is None and connection_wants(info, "pageInfo", "hasPreviousPage"):
+        edge = (docs[0]["updated_at"], docs[0]["_id"]) if docs else a
+        has_previous = edge is not None and await store.any_sessions_beyond(
+            sf, owner=owner, edge=edge, newer=True
+        )
+    total = None
+    if connection_wants(info, "totalCount"):
+        total = await store.count_sessions(sf, owner=owner)
+    return SessionList(docs, bool(has_next), bool(has_previous), total)
+
+
+async def session_page(info: Any, filt: Any | None, page: int, size: int) -> tuple[list[Doc], int]:
+    """Page ``page`` (0-based) of ``size`` sessions, newest first, with the total count."""
+    if page < 0:
+        raise BadInput(f"page must be 0 or more, got {page}")
+    if not 1 <= size <= PAGE_SIZE_MAX:
+        raise BadInput(f"size must be between 1 and {PAGE_SIZE_MAX}, got {size}")
+    ctx = _context(info)
+    fields = session_fields(info, (("content",),))
+    return await ctx.storage.sessions.page_sessions(
+        session_filter(filt), owner=ctx.owner, page=page, size=size, fields=fields
+    )
+
+
+# --- messages and runs of a session --------------------------------------------------------
+
+
+async def session_messages(
+    info: Any,
+    session_id: str,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    roles: list[Any] | None,
+) -> Page:
+    w = window(info, "m", first, after, last, before, ITEMS_DEFAULT, ITEMS_MAX)
+    spec = MessageSpec(
+        window=w,
+        roles=None if roles is None else tuple(sorted({r.value for r in roles})),
+        fields=item_fields(info, MESSAGE_READS, "messages"),
+    )
+    page = await _context(info).loaders.messages.load((session_id, spec))
+    return page or Page([], 0, False, False)
+
+
+async def session_runs(
+    info: Any,
+    session_id: str,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    status: list[Any] | None,
+) -> Page:
+    w = window(info, "r", first, after, last, before, ITEMS_DEFAULT, ITEMS_MAX)
+    spec = RunSpec(
+        window=w,
+        statuses=None if status is None else tuple(sorted({s.value for s in status})),
+        fields=item_fields(info, RUN_READS, "runs"),
+    )
+    page = await _context(info).loaders.runs.load((session_id, spec))
+    return page or Page([], 0, False, False)
+
+
+async def run(info: Any, session_id: str, run_id: str) -> Doc | None:
+    fields = list_fields(info, RUN_READS, "run")
+    return await _context(info).loaders.run.load((session_id, run_id, fields))
+
+
+async def run_messages(info: Any, session_id: str, run_id: str) -> list[tuple[int, Doc]]:
+    fields = list_fields(info, MESSAGE_READS, "run.messages")
+    return await _context(info).loaders.run_messages.load((session_id, run_id, fields))
+
+
+def chunk_spec(info: Any, included_only: bool, min_score: float | None) -> ChunkSpec:
+    return ChunkSpec(
+        fields=list_fields(info, CHUNK_READS, "chunks"),
+        included_only=bool(included_only),
+        min_score=min_score,
+    )
+
+
+async def run_chunks(
+    info: Any, session_id: str, run_id: str, included_only: bool, min_score: float | None
+) -> list[Doc]:
+    spec = chunk_spec(info, included_only, min_score)
+    return await _context(info).loaders.chunks.load((session_id, run_id, spec)) or []

@@ -1,0 +1,139 @@
+"""What each mutation does: inputs checked, ownership applied, one storage write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from errors import BadInput
+from storage.sessions import message_document, new_id, now, run_document
+
+from .context import Context
+from .validation import client_id, json_object, name
+
+Doc = dict[str, Any]
+
+
+def _context(info: Any) -> Context:
+    return info.context
+
+
+def reasoning_doc(r: Any | None) -> Doc | None:
+    if r is None:
+        return None
+    if r.budget_tokens is not None and r.budget_tokens < 0:
+        raise BadInput("reasoning.budgetTokens must be 0 or more")
+    enabled = True if r.enabled is None else r.enabled
+    return {"enabled": enabled, "effort": r.effort, "budget_tokens": r.budget_tokens}
+
+
+def usage_doc(u: Any | None) -> Doc | None:
+    if u is None:
+        return None
+    doc = {
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "reasoning_tokens": u.reasoning_tokens,
+        "total_tokens": u.total_tokens,
+    }
+    if any(v is not None and v < 0 for v in doc.values()):
+        raise BadInput("token counts must be 0 or more")
+    return doc
+
+
+def chunk_doc(c: Any) -> Doc:
+    name(c.id, "retrievedContext.id")
+    return {
+        "id": c.id,
+        "text": c.text,
+        "score": c.score,
+        "retrieval_score": c.retrieval_score,
+        "reranker_score": c.reranker_score,
+        "source_id": c.source_id,
+        "source_name": c.source_name,
+        "knowledge_base_id": c.knowledge_base_id,
+        "kb_name": c.kb_name,
+        "indexing_strategy": c.indexing_strategy,
+        "meta": json_object(c.meta, "retrievedContext.meta") if c.meta is not None else {},
+        "included_in_context": c.included_in_context is not False,
+    }
+
+
+def message_docs(messages: list[Any], run_id: str, created_at: Any) -> list[Doc]:
+    docs = []
+    for m in messages:
+        calls = None
+        if m.tool_calls:
+            calls = [
+                {
+                    "id": name(c.id, "toolCalls.id"),
+                    "name": name(c.name, "toolCalls.name"),
+                    "arguments": c.arguments,
+                }
+                for c in m.tool_calls
+            ]
+        docs.append(
+            message_document(
+                role=m.role.value,
+                content=m.content,
+                run_id=run_id,
+                created_at=m.created_at or created_at,
+                name=m.name,
+                tool_calls=calls,
+                tool_call_id=name(m.tool_call_id, "toolCallId"),
+            )
+        )
+    return docs
+
+
+async def create_session(info: Any, data: Any) -> Doc:
+    ctx = _context(info)
+    user_id = ctx.caller.acting_for(name(data.user_id, "userId"))
+    return await ctx.storage.sessions.create_session(
+        session_id=client_id(data.id, "id"),
+        user_id=user_id,
+        agent_id=name(data.agent_id, "agentId"),
+        title=data.title,
+        metadata=json_object(data.metadata, "metadata"),
+    )
+
+
+async def record_run(info: Any, data: Any) -> tuple[str, Doc]:
+    """Store a finished (or imported) run with its messages and context; idempotent on runId."""
+    ctx = _context(info)
+    caller = ctx.caller
+    user_id = caller.acting_for(name(data.user_id, "userId"))
+    session_id = client_id(data.session_id, "sessionId") or new_id()
+    run_id = client_id(data.run_id, "runId") or new_id()
+    agent_id = name(data.agent_id, "agentId")
+    created_at = data.created_at or now()
+    messages = message_docs(data.messages, run_id, created_at)
+    run = run_document(
+        run_id=run_id,
+        agent_id=agent_id,
+        status=data.status.value if data.status is not None else "COMPLETED",
+        messages=messages,
+        created_at=created_at,
+        completed_at=data.completed_at,
+        content=data.content,
+        error=data.error,
+        reasoning=reasoning_doc(data.reasoning),
+        usage=usage_doc(data.usage),
+        retrieval_diagnostics=json_object(data.retrieval_diagnostics, "retrievalDiagnostics"),
+        retrieved_context=[chunk_doc(c) for c in data.retrieved_context or ()],
+    )
+    # An administrator naming a user writes only into that user's sessions; one acting
+    # as themselves may append to anyone's (the agent runtime's service key does).
+    owner = caller.owner if data.user_id is None else user_id
+    stored, _ = await ctx.storage.sessions.record_run(
+        session_id=session_id,
+        owner=owner,
+        new_session={"user_id": user_id, "agent_id": agent_id, "title": None, "metadata": {}},
+        run=run,
+        messages=messages,
+    )
+    return session_id, stored
+
+
+async def delete_session(info: Any, session_id: str) -> bool:
+    ctx = _context(info)
+    return await ctx.storage.sessions.delete_session(session_id, ctx.owner)

@@ -1,0 +1,127 @@
+"""The public GraphQL shape: root types, and the Schema with its limits and extensions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import strawberry
+from strawberry import ID, UNSET, Info
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+
+from resolvers import reads, writes
+
+from .extensions import CodedSchema
+from .inputs import CreateSessionInput, RecordRunInput, SessionFilter
+from .scalars import SCALARS
+from .types import (
+    Run,
+    Session,
+    SessionConnection,
+    SessionPage,
+    Viewer,
+    given,
+    session_connection,
+)
+
+MAX_DEPTH = 10
+MAX_ALIASES = 30
+MAX_TOKENS = 10_000
+DOCUMENT_CACHE = 512  # distinct documents whose parse and validation are kept
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="null when missing or not yours")
+    async def session(self, info: Info, id: ID) -> Session | None:
+        doc = await reads.session(info, id)
+        return Session.from_doc(doc) if doc else None
+
+    @strawberry.field(description="Newest updatedAt first. `last`/`before` page backwards.")
+    async def sessions(
+        self,
+        info: Info,
+        filter: SessionFilter | None = UNSET,
+        first: int | None = 20,
+        after: str | None = UNSET,
+        last: int | None = UNSET,
+        before: str | None = UNSET,
+    ) -> SessionConnection:
+        listing = await reads.sessions(
+            info, given(filter), first, given(after), given(last), given(before)
+        )
+        return session_connection(listing)
+
+    @strawberry.field(description="Sessions by page number (0-based), newest updatedAt first.")
+    async def session_page(
+        self,
+        info: Info,
+        filter: SessionFilter | None = UNSET,
+        page: int = 0,
+        size: int = 20,
+    ) -> SessionPage:
+        docs, total = await reads.session_page(info, given(filter), page, size)
+        return SessionPage(
+            content=[Session.from_doc(d) for d in docs],
+            total_elements=total,
+            total_pages=-(-total // size),
+            page=page,
+            size=size,
+        )
+
+    @strawberry.field
+    async def run(self, info: Info, session_id: ID, run_id: ID) -> Run | None:
+        doc = await reads.run(info, session_id, run_id)
+        return Run.from_doc(session_id, doc) if doc else None
+
+    @strawberry.field
+    def viewer(self, info: Info) -> Viewer:
+        caller = info.context.caller
+        return Viewer(user_id=caller.user_id, is_admin=caller.is_admin)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def create_session(self, info: Info, input: CreateSessionInput) -> Session:
+        return Session.from_doc(await writes.create_session(info, input))
+
+    @strawberry.mutation(
+        description=(
+            "Run.input = first USER message, "
+            "Run.content = last ASSISTANT message's content unless given."
+        )
+    )
+    async def record_run(self, info: Info, input: RecordRunInput) -> Run:
+        session_id, run = await writes.record_run(info, input)
+        return Run.from_doc(session_id, run)
+
+    @strawberry.mutation(description="false when missing or not yours")
+    async def delete_session(self, info: Info, id: ID) -> bool:
+        return await writes.delete_session(info, id)
+
+
+def build_schema(*, introspection: bool = True) -> strawberry.Schema:
+    extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: ParserCache(maxsize=DOCUMENT_CACHE),
+        lambda: ValidationCache(maxsize=DOCUMENT_CACHE),
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+    ]
+    if not introspection:
+        extensions.append(DisableIntrospection)
+    return CodedSchema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions,
+        config=StrawberryConfig(scalar_map=SCALARS),
+    )

@@ -1,0 +1,65 @@
+"""Error codes for every GraphQL error, with internal errors masked and logged."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
+from strawberry.types import ExecutionResult
+
+from errors import DatabaseUnavailable, ServiceError
+
+log = logging.getLogger("agent_sessions.graphql")
+
+INTERNAL_MESSAGE = "Internal server error"
+
+
+def coded(error: GraphQLError, request_id: str | None) -> GraphQLError:
+    """The error as a client may see it, with ``extensions.code``."""
+    original = error.original_error
+    while isinstance(original, GraphQLError) and original.original_error is not None:
+        original = original.original_error
+    if isinstance(original, (ConnectionFailure, ServerSelectionTimeoutError)):
+        log.warning("request %s: database unavailable: %s", request_id, original)
+        original = DatabaseUnavailable()
+    if isinstance(original, ServiceError):
+        message, extensions = original.message, original.extensions
+    elif error.path is None:
+        # Raised before execution: syntax, validation, limits, variable coercion. The
+        # message describes the client's document, so it stays.
+        message, extensions = error.message, {"code": "BAD_USER_INPUT"}
+    else:
+        log.error(
+            "request %s: internal error at %s",
+            request_id,
+            ".".join(map(str, error.path)),
+            exc_info=original,
+        )
+        message, extensions = INTERNAL_MESSAGE, {"code": "INTERNAL", "requestId": request_id}
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=None,
+        extensions=extensions,
+    )
+
+
+class CodedSchema(strawberry.Schema):
+    """A Schema whose every result carries ``extensions.code`` on its errors, whichever
+    stage raised them (parse, validation, execution), for HTTP and REST callers alike."""
+
+    async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        result = await super().execute(*args, **kwargs)
+        if result.errors:
+            request_id = getattr(kwargs.get("context_value"), "request_id", None)
+            result.errors = [coded(e, request_id) for e in result.errors]
+        return result
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        """Business errors are answers, not incidents; ``coded`` logs the internal ones."""

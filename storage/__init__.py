@@ -1,0 +1,112 @@
+"""Storage: the only package that knows MongoDB. See ``layout`` for the document."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
+from pymongo.monitoring import CommandListener
+
+from .embedded import EmbeddedServer, EmbeddedServerError, start_embedded
+from .keys import ApiKeyStore, KeyRecord
+from .layout import API_KEY_INDEXES, API_KEYS, SESSION_INDEXES, SESSIONS
+from .sessions import SessionStore
+
+log = logging.getLogger("agent_sessions.storage")
+
+__all__ = [
+    "ApiKeyStore",
+    "EmbeddedServer",
+    "EmbeddedServerError",
+    "KeyRecord",
+    "SessionStore",
+    "Storage",
+]
+
+
+@dataclass
+class Storage:
+    client: AsyncMongoClient
+    database: str
+    embedded: EmbeddedServer | None = None
+    sessions: SessionStore = field(init=False)
+    keys: ApiKeyStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        db = self.client[self.database]
+        self.sessions = SessionStore(db[SESSIONS])
+        self.keys = ApiKeyStore(db[API_KEYS])
+
+    @classmethod
+    async def open(
+        cls,
+        *,
+        mongodb_uri: str | None,
+        database: str,
+        data_dir: Path,
+        secantusd: str | None = None,
+        listeners: Sequence[CommandListener] = (),
+    ) -> Storage:
+        """Connect to ``mongodb_uri``, or start (or join) the embedded database of
+        ``data_dir`` when there is none; create the indexes."""
+        embedded = None
+        uri = mongodb_uri
+        if uri is None:
+            embedded = await asyncio.to_thread(start_embedded, data_dir, secantusd)
+            uri = embedded.uri
+        try:
+            storage = await cls.connect(uri, database, embedded=embedded, listeners=listeners)
+        except BaseException:
+            if embedded is not None:
+                embedded.stop()
+            raise
+        return storage
+
+    @classmethod
+    async def connect(
+        cls,
+        uri: str,
+        database: str,
+        *,
+        embedded: EmbeddedServer | None = None,
+        listeners: Sequence[CommandListener] = (),
+    ) -> Storage:
+        client: AsyncMongoClient = AsyncMongoClient(
+            uri,
+            serverSelectionTimeoutMS=5000,
+            event_listeners=list(listeners),
+            appname="agent-sessions",
+        )
+        storage = cls(client=client, database=database, embedded=embedded)
+        try:
+            await storage.create_indexes()
+        except BaseException:
+            await client.close()
+            raise
+        return storage
+
+    async def create_indexes(self) -> None:
+        db = self.client[self.database]
+        for collection, indexes in ((SESSIONS, SESSION_INDEXES), (API_KEYS, API_KEY_INDEXES)):
+            for keys, options in indexes:
+                await db[collection].create_index(keys, **options)
+
+    async def healthy(self) -> tuple[bool, str]:
+        """Whether the database answers a ping, and if not, why."""
+        if self.embedded is not None and not self.embedded.alive:
+            return False, f"the embedded database {self.embedded.exit_reason()}"
+        try:
+            await asyncio.wait_for(self.client.admin.command("ping"), timeout=3)
+        except (PyMongoError, TimeoutError) as exc:
+            return False, f"the database does not answer: {exc}"
+        return True, "ok"
+
+    async def close(self) -> None:
+        await self.client.close()
+        if self.embedded is not None and self.embedded.owner:
+            await asyncio.to_thread(self.embedded.stop)

@@ -1,0 +1,151 @@
+"""Shared fixtures: one embedded database per test session (or ``MONGODB_URI`` when set),
+a fresh database name per test, the real ASGI app, and clients named for who calls."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import bson
+import httpx
+import pytest
+from pymongo.monitoring import (
+    CommandFailedEvent,
+    CommandListener,
+    CommandStartedEvent,
+    CommandSucceededEvent,
+)
+
+from app import build_app
+from settings import Settings
+from storage import Storage
+from storage.embedded import start_embedded
+
+BASE_URL = "http://testserver"
+
+
+_IGNORED = frozenset({"endSessions", "ping", "hello", "isMaster", "ismaster"})
+
+
+class CommandLog(CommandListener):
+    """Every database command a test's client sends, and the bytes of each reply."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.reply_bytes: list[int] = []
+
+    def started(self, event: CommandStartedEvent) -> None:
+        if event.command_name not in _IGNORED:
+            self.names.append(event.command_name)
+
+    def succeeded(self, event: CommandSucceededEvent) -> None:
+        if event.command_name not in _IGNORED:
+            self.reply_bytes.append(len(bson.encode(event.reply)))
+
+    def failed(self, event: CommandFailedEvent) -> None:
+        pass
+
+    def reset(self) -> None:
+        self.names.clear()
+        self.reply_bytes.clear()
+
+    @property
+    def count(self) -> int:
+        return len(self.names)
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    configured = Settings().mongodb_uri
+    if configured:
+        yield configured
+        return
+    server = start_embedded(tmp_path_factory.mktemp("embedded"))
+    try:
+        yield server.uri
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def commands() -> CommandLog:
+    return CommandLog()
+
+
+@pytest.fixture
+async def storage(mongo_uri: str, commands: CommandLog) -> AsyncIterator[Storage]:
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    st = await Storage.connect(mongo_uri, name, listeners=[commands])
+    commands.reset()
+    try:
+        yield st
+    finally:
+        await st.client.drop_database(name)
+        await st.client.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Any) -> Settings:
+    """Open mode: every request is the administrator ``local``."""
+    return Settings(data_dir=tmp_path)
+
+
+@pytest.fixture
+def app(settings: Settings, storage: Storage) -> Any:
+    return build_app(settings, storage=storage)
+
+
+@pytest.fixture
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as c:
+        yield c
+
+
+class GraphQLClient:
+    """Posts GraphQL documents to the real app and returns the JSON a client would see."""
+
+    def __init__(self, http: httpx.AsyncClient, headers: dict[str, str] | None = None) -> None:
+        self.http = http
+        self.headers = headers or {}
+
+    async def __call__(
+        self, query: str, variables: dict[str, Any] | None = None, **kw: Any
+    ) -> dict[str, Any]:
+        response = await self.http.post(
+            "/graphql", json={"query": query, "variables": variables}, headers=self.headers, **kw
+        )
+        assert response.headers["content-type"].startswith("application/json"), response.text
+        return response.json()
+
+    async def data(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The ``data`` of a response that must have no errors."""
+        body = await self(query, variables)
+        assert "errors" not in body, body
+        return body["data"]
+
+
+@pytest.fixture
+def gql(client: httpx.AsyncClient) -> GraphQLClient:
+    return GraphQLClient(client)
+
+
+RECORD_RUN = """
+mutation Record($input: RecordRunInput!) {
+  recordRun(input: $input) { id sessionId status input content }
+}
+"""
+
+
+async def record(gql: GraphQLClient, **fields: Any) -> dict[str, Any]:
+    """Record a run through GraphQL; by default a user question and an assistant answer."""
+    payload: dict[str, Any] = {
+        "agentId": "finance_agent",
+        "messages": [
+            {"role": "USER", "content": "What is our Q1 revenue?"},
+            {"role": "ASSISTANT", "content": "Your Q1 revenue was $4.2 million."},
+        ],
+    }
+    payload.update(fields)
+    return (await gql.data(RECORD_RUN, {"input": payload}))["recordRun"]

@@ -1,0 +1,101 @@
+"""The embedded database: start, stop, restart with data intact, a shared data directory,
+a missing program, a child that dies."""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+from pymongo import MongoClient
+
+from app import build_app
+from settings import Settings
+from storage import Storage
+from storage.embedded import EmbeddedServerError, start_embedded
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_data_survives_a_restart(tmp_path: Path) -> None:
+    server = start_embedded(tmp_path)
+    try:
+        with MongoClient(server.uri) as client:
+            client.db.things.insert_one({"_id": "kept", "n": 1})
+        assert (tmp_path / "server.json").exists()
+    finally:
+        server.stop()
+    assert not server.alive
+    assert not (tmp_path / "server.json").exists()
+    again = start_embedded(tmp_path)
+    try:
+        with MongoClient(again.uri) as client:
+            assert client.db.things.find_one({"_id": "kept"}) == {"_id": "kept", "n": 1}
+    finally:
+        again.stop()
+
+
+def test_second_process_on_a_busy_directory_uses_the_running_server(tmp_path: Path) -> None:
+    first = start_embedded(tmp_path)
+    try:
+        second = start_embedded(tmp_path)
+        assert second.owner is False and second.uri == first.uri
+        second.stop()  # stopping a joined server leaves the owner's running
+        assert first.alive
+        with MongoClient(second.uri, serverSelectionTimeoutMS=3000) as client:
+            assert client.admin.command("ping")["ok"] == 1
+    finally:
+        first.stop()
+
+
+def test_busy_directory_whose_database_does_not_answer_is_a_clear_error(tmp_path: Path) -> None:
+    first = start_embedded(tmp_path)
+    try:
+        # The lock is held, but the recorded address no longer answers.
+        record = json.loads((tmp_path / "server.json").read_text())
+        (tmp_path / "server.json").write_text(json.dumps(record | {"port": _free_port()}))
+        with pytest.raises(EmbeddedServerError, match="does not answer"):
+            start_embedded(tmp_path)
+    finally:
+        first.stop()
+
+
+def test_missing_program_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(EmbeddedServerError, match="does not exist"):
+        start_embedded(tmp_path, executable=str(tmp_path / "no-such-secantusd"))
+    # The directory is not left locked: a real start works afterwards.
+    start_embedded(tmp_path).stop()
+
+
+def test_program_that_fails_to_start_reports_its_output(tmp_path: Path) -> None:
+    fake = tmp_path / "fake-secantusd"
+    fake.write_text("#!/bin/sh\necho 'cannot open storage: disk on fire' >&2\nexit 7\n")
+    fake.chmod(0o755)
+    with pytest.raises(EmbeddedServerError, match="code 7") as excinfo:
+        start_embedded(tmp_path / "data", executable=str(fake))
+    assert "disk on fire" in str(excinfo.value)
+
+
+async def test_healthz_is_503_when_the_child_dies(tmp_path: Path) -> None:
+    import httpx
+
+    server = start_embedded(tmp_path)
+    storage = await Storage.connect(server.uri, f"t_{uuid.uuid4().hex[:8]}", embedded=server)
+    app = build_app(Settings(data_dir=tmp_path), storage=storage)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        assert server.process is not None
+        server.process.kill()
+        server.process.wait()
+        response = await client.get("/healthz")
+        assert response.status_code == 503
+        assert "exited with code" in response.json()["error"]
+    await storage.close()

@@ -1,0 +1,324 @@
+"""Session storage against the real database: every operation, ownership, idempotency,
+concurrency, and the 16 MB refusal."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from errors import NotFound, SessionTooLarge
+from storage import Storage
+from storage.layout import ChunkSpec, MessageSpec, RunSpec, Window
+from storage.sessions import SessionFilter, message_document, now, run_document
+
+
+def _messages(run_id: str, *pairs: tuple[str, str]) -> list[dict]:
+    t = now()
+    return [message_document(role=r, content=c, run_id=run_id, created_at=t) for r, c in pairs]
+
+
+def _chunks(n: int) -> list[dict]:
+    return [
+        {"id": f"c{i}", "text": f"chunk {i}", "score": i / 10, "included_in_context": i % 2 == 0}
+        for i in range(n)
+    ]
+
+
+async def _record(
+    storage: Storage, session_id: str, run_id: str, owner: str | None = "alice", **run_fields
+) -> tuple[dict, bool]:
+    msgs = _messages(run_id, ("user", f"question {run_id}"), ("assistant", f"answer {run_id}"))
+    run = run_document(
+        run_id=run_id,
+        agent_id="agent",
+        status="COMPLETED",
+        messages=msgs,
+        created_at=now(),
+        **run_fields,
+    )
+    return await storage.sessions.record_run(
+        session_id=session_id,
+        owner=owner,
+        new_session={"user_id": owner or "admin", "agent_id": "agent"},
+        run=run,
+        messages=msgs,
+    )
+
+
+async def test_create_get_delete(storage: Storage) -> None:
+    created = await storage.sessions.create_session(
+        session_id="s1", user_id="alice", agent_id="agent", title="t", metadata={"k": 1}
+    )
+    assert created["_id"] == "s1" and created["message_count"] == 0
+    got = await storage.sessions.get_session("s1", ["title", "metadata"], owner="alice")
+    assert got == {"_id": "s1", "title": "t", "metadata": {"k": 1}}
+    assert await storage.sessions.get_session("s1", owner="bob") is None
+    # A retried create of one's own id returns the session; someone else's id is not found.
+    again = await storage.sessions.create_session(session_id="s1", user_id="alice")
+    assert again["title"] == "t"
+    with pytest.raises(NotFound):
+        await storage.sessions.create_session(session_id="s1", user_id="bob")
+    assert await storage.sessions.delete_session("s1", owner="bob") is False
+    assert await storage.sessions.delete_session("s1", owner="alice") is True
+    assert await storage.sessions.get_session("s1") is None
+    assert await storage.sessions.delete_session("s1", owner=None) is False
+
+
+async def test_record_run_creates_session_and_keeps_counters(storage: Storage) -> None:
+    run, created = await _record(
+        storage, "s1", "r1", retrieved_context=_chunks(3), retrieval_diagnostics={"latency_ms": 12}
+    )
+    assert created and run["input"] == "question r1" and run["content"] == "answer r1"
+    await _record(storage, "s1", "r2")
+    doc = await storage.sessions.get_session("s1")
+    assert doc["user_id"] == "alice" and doc["agent_id"] == "agent"
+    assert (doc["message_count"], doc["run_count"]) == (4, 2)
+    assert doc["updated_at"] >= doc["created_at"]
+
+
+async def test_record_run_is_idempotent_on_run_id(storage: Storage) -> None:
+    await _record(storage, "s1", "r1")
+    before = await storage.sessions.get_session("s1", None)
+    run, created = await _record(storage, "s1", "r1")
+    assert created is False and run["id"] == "r1" and run["input"] == "question r1"
+    after = await storage.sessions.get_session("s1", None)
+    assert after == before  # counters, updated_at: nothing changed
+
+
+async def test_record_run_on_another_users_session_is_not_found(storage: Storage) -> None:
+    await _record(storage, "s1", "r1", owner="alice")
+    before = await storage.sessions.get_session("s1", None)
+    with pytest.raises(NotFound):
+        await _record(storage, "s1", "r2", owner="bob")
+    assert await storage.sessions.get_session("s1", None) == before
+    # An administrator (no owner scope) may append to anyone's session.
+    await _record(storage, "s1", "r3", owner=None)
+    assert (await storage.sessions.get_session("s1", ["run_count"]))["run_count"] == 2
+
+
+async def test_fifty_concurrent_runs_on_one_session(storage: Storage) -> None:
+    await storage.sessions.create_session(session_id="busy", user_id="alice")
+    await asyncio.gather(*(_record(storage, "busy", f"r{i}") for i in range(50)))
+    doc = await storage.sessions.get_session("busy", ["message_count", "run_count"])
+    assert (doc["run_count"], doc["message_count"]) == (50, 100)
+    [page] = await storage.sessions.page_runs(
+        [("busy", RunSpec(window=Window(first=100), fields=frozenset({"id"})))], None
+    )
+    assert sorted(r["id"] for _, r in page.items) == sorted(f"r{i}" for i in range(50))
+
+
+async def test_page_messages_windows_and_roles(storage: Storage) -> None:
+    for i in range(5):
+        await _record(storage, "s1", f"r{i}")  # messages 0..9: user, assistant, ...
+    fields = frozenset({"content"})
+
+    async def page(spec: MessageSpec):
+        [p] = await storage.sessions.page_messages([("s1", spec)], "alice")
+        return p
+
+    last2 = await page(MessageSpec(window=Window(last=2), fields=fields))
+    assert [pos for pos, _ in last2.items] == [8, 9]
+    assert last2.items[-1][1] == {"content": "answer r4"}  # only the field asked for
+    assert (last2.total, last2.has_next, last2.has_previous) == (10, False, True)
+
+    first3 = await page(MessageSpec(window=Window(first=3, after=1)))
+    assert [pos for pos, _ in first3.items] == [2, 3, 4]
+    assert first3.has_next and first3.has_previous
+
+    before = await page(MessageSpec(window=Window(last=2, before=4)))
+    assert [pos for pos, _ in before.items] == [2, 3]
+
+    users = await page(MessageSpec(window=Window(first=2, after=2), roles=("user",), fields=fields))
+    assert [(pos, m["content"]) for pos, m in users.items] == [
+        (4, "question r2"),
+        (6, "question r3"),
+    ]
+    assert (users.total, users.has_next, users.has_previous) == (5, True, True)
+
+    empty = await page(MessageSpec(window=Window(first=0)))
+    assert empty.items == [] and empty.total == 10
+
+    # Another user's session reads as missing.
+    [missing] = await storage.sessions.page_messages([("s1", MessageSpec())], "bob")
+    assert missing is None
+
+
+async def test_page_runs_with_status_filter_and_chunks(storage: Storage) -> None:
+    await _record(storage, "s1", "r0", retrieved_context=_chunks(4))
+    msgs = _messages("r1", ("user", "q"))
+    failed = run_document(
+        run_id="r1",
+        agent_id="agent",
+        status="FAILED",
+        messages=msgs,
+        created_at=now(),
+        error="boom",
+    )
+    await storage.sessions.record_run(
+        session_id="s1", owner="alice", new_session={}, run=failed, messages=msgs
+    )
+    spec = RunSpec(
+        statuses=("COMPLETED",),
+        fields=frozenset({"status", "retrieved_context"}),
+        chunks=ChunkSpec(fields=frozenset({"id"}), included_only=True),
+    )
+    [page] = await storage.sessions.page_runs([("s1", spec)], "alice")
+    assert page.total == 1
+    [(pos, run)] = page.items
+    assert pos == 0 and run["status"] == "COMPLETED"
+    assert run["retrieved_context"] == [{"id": "c0"}, {"id": "c2"}]
+
+
+async def test_get_run_chunks_and_messages(storage: Storage) -> None:
+    await _record(storage, "s1", "r0", retrieved_context=_chunks(4))
+    await _record(storage, "s2", "r0", retrieved_context=_chunks(2))
+    specs = [ChunkSpec(min_score=0.2), ChunkSpec(fields=frozenset({"id"}), included_only=True)]
+    got = await storage.sessions.get_run_chunks(
+        [("s1", "r0", specs[0]), ("s2", "r0", specs[1]), ("s1", "nope", specs[0])], "alice"
+    )
+    assert [c["id"] for c in got[0]] == ["c2", "c3"] and got[0][0]["text"] == "chunk 2"
+    assert got[1] == [{"id": "c0"}]
+    assert got[2] is None
+    [msgs] = await storage.sessions.get_run_messages(
+        [("s2", "r0")], frozenset({"content"}), "alice"
+    )
+    assert [(pos, m["content"]) for pos, m in msgs] == [(0, "question r0"), (1, "answer r0")]
+    [run, none] = await storage.sessions.get_runs(
+        [("s1", "r0"), ("s1", "zz")], frozenset({"status"}), "alice"
+    )
+    assert run == {"id": "r0", "status": "COMPLETED"} and none is None
+
+
+async def test_update_run(storage: Storage) -> None:
+    msgs = _messages("r1", ("user", "q"))
+    running = run_document(
+        run_id="r1", agent_id="agent", status="RUNNING", messages=msgs, created_at=now()
+    )
+    assert running["completed_at"] is None
+    await storage.sessions.record_run(
+        session_id="s1",
+        owner="alice",
+        new_session={"agent_id": "agent"},
+        run=running,
+        messages=msgs,
+    )
+    answer = _messages("r1", ("assistant", "done"))
+    await storage.sessions.update_run(
+        session_id="s1",
+        run_id="r1",
+        owner="alice",
+        changes={
+            "status": "COMPLETED",
+            "content": "done",
+            "completed_at": now(),
+            "usage": {
+                "input_tokens": 3,
+                "output_tokens": 1,
+                "reasoning_tokens": None,
+                "total_tokens": 4,
+            },
+        },
+        messages=answer,
+    )
+    [run] = await storage.sessions.get_runs([("s1", "r1")], None, "alice")
+    assert (
+        run["status"] == "COMPLETED" and run["usage"]["total_tokens"] == 4 and run["completed_at"]
+    )
+    assert (await storage.sessions.get_session("s1", ["message_count"]))["message_count"] == 2
+    with pytest.raises(NotFound):
+        await storage.sessions.update_run(
+            session_id="s1", run_id="r1", owner="bob", changes={"status": "FAILED"}
+        )
+    with pytest.raises(NotFound):
+        await storage.sessions.update_run(
+            session_id="s1", run_id="nope", owner="alice", changes={"status": "FAILED"}
+        )
+
+
+async def test_list_sessions_keyset_filters_and_pages(storage: Storage) -> None:
+    base = datetime(2026, 5, 6, 10, tzinfo=UTC)
+    for i in range(7):
+        user = "alice" if i % 2 == 0 else "bob"
+        await storage.sessions.create_session(
+            session_id=f"s{i}", user_id=user, agent_id=f"a{i % 3}"
+        )
+        await storage.sessions.col.update_one(
+            {"_id": f"s{i}"}, {"$set": {"updated_at": base + timedelta(minutes=i // 2)}}
+        )
+    everyone = SessionFilter()
+    seen, after = [], None
+    while True:
+        page = await storage.sessions.list_sessions(everyone, owner=None, limit=3, after=after)
+        seen += [d["_id"] for d in page.sessions]
+        if not page.has_more:
+            break
+        last = page.sessions[-1]
+        after = (last["updated_at"].replace(tzinfo=UTC), last["_id"])
+    # Newest first; ties (same minute) by id.
+    assert seen == ["s6", "s4", "s5", "s2", "s3", "s0", "s1"]
+    assert await storage.sessions.count_sessions(everyone, owner=None) == 7
+    assert await storage.sessions.count_sessions(everyone, owner="alice") == 4
+    assert await storage.sessions.count_sessions(SessionFilter(user_id="bob"), owner="alice") == 0
+    only = await storage.sessions.list_sessions(SessionFilter(agent_id="a0"), owner=None, limit=10)
+    assert [d["_id"] for d in only.sessions] == ["s6", "s3", "s0"]
+    window = SessionFilter(updated_after=base, updated_before=base + timedelta(minutes=3))
+    assert await storage.sessions.count_sessions(window, owner=None) == 4  # exclusive bounds
+    docs, total = await storage.sessions.page_sessions(everyone, owner="alice", page=1, size=3)
+    assert total == 4 and [d["_id"] for d in docs] == ["s0"]
+    back = await storage.sessions.list_sessions(everyone, owner=None, limit=2, backwards=True)
+    assert [d["_id"] for d in back.sessions] == ["s0", "s1"] and back.has_more
+
+
+async def test_reads_project_only_what_is_asked(storage: Storage, commands) -> None:
+    big = "x" * 50_000
+    msgs = _messages("r1", ("user", big), ("assistant", big))
+    run = run_document(
+        run_id="r1", agent_id="a", status="COMPLETED", messages=msgs, created_at=now()
+    )
+    await storage.sessions.record_run(
+        session_id="s1", owner=None, new_session={"user_id": "u"}, run=run, messages=msgs
+    )
+    commands.reset()
+    await storage.sessions.get_session("s1", ["updated_at"])
+    await storage.sessions.page_messages(
+        [("s1", MessageSpec(window=Window(last=1), fields=frozenset({"role"})))], None
+    )
+    assert commands.names == ["find", "aggregate"]
+    assert max(commands.reply_bytes) < 1_000  # neither read shipped the 100 kB of messages
+
+
+async def test_write_past_16_mb_is_refused_and_changes_nothing(storage: Storage) -> None:
+    await _record(storage, "s1", "r0")
+    chunk = "y" * (5 * 1024 * 1024 // 2)  # stored twice: as the message and as run.input
+    for i in range(3):  # ~15 MB, under the limit
+        msgs = _messages(f"big{i}", ("user", chunk))
+        run = run_document(
+            run_id=f"big{i}", agent_id="a", status="COMPLETED", messages=msgs, created_at=now()
+        )
+        await storage.sessions.record_run(
+            session_id="s1", owner="alice", new_session={}, run=run, messages=msgs
+        )
+    before = await storage.sessions.get_session("s1", ["message_count", "run_count", "updated_at"])
+    msgs = _messages("over", ("user", chunk))
+    run = run_document(
+        run_id="over", agent_id="a", status="COMPLETED", messages=msgs, created_at=now()
+    )
+    with pytest.raises(SessionTooLarge):
+        await storage.sessions.record_run(
+            session_id="s1", owner="alice", new_session={}, run=run, messages=msgs
+        )
+    with pytest.raises(SessionTooLarge):
+        await storage.sessions.update_run(
+            session_id="s1", run_id="r0", owner="alice", changes={"content": chunk}
+        )
+    assert (
+        await storage.sessions.get_session("s1", ["message_count", "run_count", "updated_at"])
+        == before
+    )
+    [page] = await storage.sessions.page_runs(
+        [("s1", RunSpec(fields=frozenset({"id", "content"})))], None
+    )
+    assert [r["id"] for _, r in page.items] == ["r0", "big0", "big1", "big2"]
+    assert page.items[0][1]["content"] == "answer r0"
