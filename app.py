@@ -24,6 +24,8 @@ from strawberry.asgi import GraphQL
 from errors import ServiceError
 from resolvers.context import Context
 from resolvers.identity import authenticate
+from rest.responses import JSONResponse, error_response
+from rest.routes import routes as rest_routes
 from schema import build_schema
 from settings import Settings
 from storage import Storage
@@ -33,20 +35,9 @@ log = logging.getLogger("agent_sessions")
 MAX_BODY_BYTES = 8 * 1024 * 1024
 
 
-class JSONResponse(Response):
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
-
-
 def graphql_error(message: str, code: str, status: int, **extensions: Any) -> JSONResponse:
     body = {"errors": [{"message": message, "extensions": {"code": code, **extensions}}]}
     return JSONResponse(body, status_code=status)
-
-
-def rest_error(message: str, status: int, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": message, **extra}, status_code=status)
 
 
 class GraphQLView(GraphQL):
@@ -153,7 +144,7 @@ class BodyLimit:
         if scope["path"].startswith("/graphql"):
             response = graphql_error(message, "BAD_USER_INPUT", 413)
         else:
-            response = rest_error(message, 413)
+            response = error_response(message, 413)
         await response(scope, receive, send)
 
 
@@ -165,12 +156,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         message = "not found"
     else:
         message = str(exc.detail)
-    return rest_error(message, exc.status_code)
+    return error_response(message, exc.status_code, headers=exc.headers)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return rest_error("internal server error", 500)
+    return error_response("internal server error", 500)
 
 
 def build_app(settings: Settings, storage: Storage | None = None) -> Starlette:
@@ -198,6 +189,7 @@ def build_app(settings: Settings, storage: Storage | None = None) -> Starlette:
     routes = [
         Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        *rest_routes,
     ]
     app = Starlette(
         routes=routes,

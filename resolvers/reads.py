@@ -29,6 +29,7 @@ from .lookahead import (
 SESSIONS_DEFAULT, SESSIONS_MAX = 20, 100
 ITEMS_DEFAULT, ITEMS_MAX = 100, 1000
 PAGE_SIZE_MAX = 100
+PAGE_MAX = 1_000_000
 
 Doc = dict[str, Any]
 
@@ -199,8 +200,8 @@ async def sessions(
 
 async def session_page(info: Any, filt: Any | None, page: int, size: int) -> tuple[list[Doc], int]:
     """Page ``page`` (0-based) of ``size`` sessions, newest first, with the total count."""
-    if page < 0:
-        raise BadInput(f"page must be 0 or more, got {page}")
+    if not 0 <= page <= PAGE_MAX:
+        raise BadInput(f"page must be between 0 and {PAGE_MAX}, got {page}")
     if not 1 <= size <= PAGE_SIZE_MAX:
         raise BadInput(f"size must be between 1 and {PAGE_SIZE_MAX}, got {size}")
     ctx = _context(info)

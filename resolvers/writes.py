@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from errors import BadInput
+from errors import BadInput, Forbidden
 from storage.sessions import message_document, new_id, now, run_document
 
 from .context import Context
@@ -137,3 +137,18 @@ async def record_run(info: Any, data: Any) -> tuple[str, Doc]:
 async def delete_session(info: Any, session_id: str) -> bool:
     ctx = _context(info)
     return await ctx.storage.sessions.delete_session(session_id, ctx.owner)
+
+
+async def create_api_key(info: Any, user_id: str, admin: bool) -> tuple[str, str]:
+    """A new key for ``user_id`` (administrators only); the clear key is returned once."""
+    ctx = _context(info)
+    if not ctx.caller.is_admin:
+        raise Forbidden("only administrators may create API keys")
+    record, key = await ctx.storage.keys.create(name(user_id, "userId"), admin=admin)
+    return record.id, key
+
+
+async def revoke_api_key(info: Any, key_id: str) -> bool:
+    """Revoke a key: any key for administrators, one's own keys for users."""
+    ctx = _context(info)
+    return await ctx.storage.keys.revoke(key_id, owner=ctx.owner)

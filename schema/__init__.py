@@ -23,6 +23,7 @@ from .extensions import CodedSchema
 from .inputs import CreateSessionInput, RecordRunInput, SessionFilter
 from .scalars import SCALARS
 from .types import (
+    ApiKeyPayload,
     Run,
     Session,
     SessionConnection,
@@ -107,6 +108,17 @@ class Mutation:
     @strawberry.mutation(description="false when missing or not yours")
     async def delete_session(self, info: Info, id: ID) -> bool:
         return await writes.delete_session(info, id)
+
+    @strawberry.mutation(description="Administrators only. The key is returned here, once.")
+    async def create_api_key(
+        self, info: Info, user_id: str, admin: bool | None = False
+    ) -> ApiKeyPayload:
+        key_id, key = await writes.create_api_key(info, user_id, bool(admin))
+        return ApiKeyPayload(id=key_id, key=key)
+
+    @strawberry.mutation(description="false when there is no such live key (of yours).")
+    async def revoke_api_key(self, info: Info, id: ID) -> bool:
+        return await writes.revoke_api_key(info, id)
 
 
 def build_schema(*, introspection: bool = True) -> strawberry.Schema:

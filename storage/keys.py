@@ -69,10 +69,12 @@ class ApiKeyStore:
         docs = await self.col.find({}, {"hash": 0}, sort=[("created_at", 1)]).to_list()
         return [KeyRecord.from_doc(d) for d in docs]
 
-    async def revoke(self, key_id: str) -> bool:
-        result = await self.col.update_one(
-            {"_id": key_id, "revoked_at": None}, {"$set": {"revoked_at": now()}}
-        )
+    async def revoke(self, key_id: str, owner: str | None = None) -> bool:
+        """Revoke a live key; with ``owner``, only a key of that user."""
+        filt: dict[str, Any] = {"_id": key_id, "revoked_at": None}
+        if owner is not None:
+            filt["user_id"] = owner
+        result = await self.col.update_one(filt, {"$set": {"revoked_at": now()}})
         return result.modified_count == 1
 
     async def authenticate(self, key: str) -> KeyRecord | None:

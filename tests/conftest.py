@@ -149,3 +149,69 @@ async def record(gql: GraphQLClient, **fields: Any) -> dict[str, Any]:
     }
     payload.update(fields)
     return (await gql.data(RECORD_RUN, {"input": payload}))["recordRun"]
+
+
+class LiveServer:
+    """The app under uvicorn on a loopback port, in a thread with its own event loop and its
+    own storage (a fresh database on the session's server); for clients that need a real
+    socket (curl, requests, schemathesis)."""
+
+    def __init__(self, settings: Settings) -> None:
+        import socket
+
+        import uvicorn
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        config = uvicorn.Config(
+            build_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.url = f"http://127.0.0.1:{port}"
+        self.settings = settings
+
+    def __enter__(self) -> LiveServer:
+        import threading
+        import time
+
+        self.thread = threading.Thread(target=self.server.run, name="live-server", daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert self.thread.is_alive(), "the live server failed to start"
+            assert time.monotonic() < deadline, "the live server did not start within 30 s"
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from pymongo import MongoClient
+
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+        if self.settings.mongodb_uri:
+            with MongoClient(self.settings.mongodb_uri) as client:
+                client.drop_database(self.settings.database)
+
+    def graphql(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        response = httpx.post(
+            f"{self.url}/graphql",
+            json={"query": query, "variables": variables},
+            headers=headers,
+            timeout=30,
+        )
+        body = response.json()
+        assert "errors" not in body, body
+        return body["data"]
+
+
+def live_settings(mongo_uri: str, tmp_path: Any, **overrides: Any) -> Settings:
+    """Settings for a live server on the session's database server, with a fresh database."""
+    return Settings(
+        mongodb_uri=mongo_uri, database=f"t_{uuid.uuid4().hex[:16]}", data_dir=tmp_path, **overrides
+    )

@@ -117,3 +117,36 @@ def test_open_mode_refuses_a_public_address(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "--insecure-no-auth" in result.stderr
+
+
+def _keys(data_dir: Path, *args: str) -> str:
+    result = subprocess.run(
+        [COMMAND, "keys", *args, "--data-dir", str(data_dir)],
+        env=_env(), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_keys_commands_reach_the_running_servers_database(tmp_path: Path) -> None:
+    env = _env(AGENT_SESSIONS_ADMIN_KEY="cli-admin-key")
+    with serving(tmp_path, env=env) as base:
+        out = _keys(tmp_path, "create", "--user", "carol")
+        fields = dict(
+            line.split(":", 1)
+            for line in out.splitlines()
+            if ":" in line and not line.startswith("(")
+        )
+        key_id, key = fields["id"].strip(), fields["key"].strip()
+        viewer = httpx.post(
+            f"{base}/graphql", json={"query": "{ viewer { userId isAdmin } }"},
+            headers={"Authorization": f"Bearer {key}"}, timeout=10,
+        ).json()  # fmt: skip
+        assert viewer == {"data": {"viewer": {"userId": "carol", "isAdmin": False}}}
+        listing = _keys(tmp_path, "list")
+        assert key_id in listing and "user=carol" in listing and key not in listing
+        assert f"revoked {key_id}" in _keys(tmp_path, "revoke", key_id)
+        response = httpx.get(
+            f"{base}/api/sessions", headers={"Authorization": f"Bearer {key}"}, timeout=10
+        )
+        assert response.status_code == 401

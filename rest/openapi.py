@@ -1,0 +1,171 @@
+"""The OpenAPI 3.1 document of the REST shim, built from the shapes in ``rest.shapes``."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from resolvers.reads import PAGE_MAX, PAGE_SIZE_MAX
+
+from . import shapes
+
+_REF = "#/components/schemas/{model}"
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": _REF.format(model=model.__name__)}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str, model: type[BaseModel] = shapes.Error) -> dict[str, Any]:
+    return _json(_ref(model), description)
+
+
+_ID = {"type": "string", "minLength": 1}
+
+
+def _path_param(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": description, "schema": _ID}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+SESSION_ID = _path_param("session_id", "Session ID")
+COMMON_ERRORS = {
+    "401": _error("Missing, malformed, wrong or revoked API key (when keys are enabled)."),
+    "503": _error("The database is unavailable."),
+}
+NOT_FOUND = _error("No session exists with the given ID, or it belongs to another user.")
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    models = [
+        shapes.Error, shapes.AgentError, shapes.SessionList, shapes.SessionDetail,
+        shapes.ChatMessage, shapes.RunSummary, shapes.RetrievedContext,
+    ]  # fmt: skip
+    _, top = models_json_schema([(m, "validation") for m in models], ref_template=_REF)
+    components = top.get("$defs", {})
+    array_of = lambda model: {"type": "array", "items": _ref(model)}  # noqa: E731
+    paths: dict[str, Any] = {
+        "/api/sessions": {
+            "get": {
+                "operationId": "listSessions",
+                "summary": "List sessions, newest updatedAt first; a user sees only their own.",
+                "parameters": [
+                    _query("userId", {"type": "string"}, "Sessions of this user (also user_id)."),
+                    _query("user_id", {"type": "string"}, "Same as userId."),
+                    _query(
+                        "agentId", {"type": "string"}, "Sessions of this agent (also agent_id)."
+                    ),
+                    _query("agent_id", {"type": "string"}, "Same as agentId."),
+                    _query(
+                        "page",
+                        {"type": "integer", "minimum": 0, "maximum": PAGE_MAX, "default": 0},
+                        "0-based page.",
+                    ),
+                    _query(
+                        "size",
+                        {"type": "integer", "minimum": 1, "maximum": PAGE_SIZE_MAX, "default": 20},
+                        "Page size.",
+                    ),
+                ],
+                "responses": {
+                    "200": _json(_ref(shapes.SessionList), "A page of sessions."),
+                    "400": _error("Bad page or size."),
+                    **COMMON_ERRORS,
+                },
+            }
+        },
+        "/api/sessions/{session_id}": {
+            "get": {
+                "operationId": "getSession",
+                "summary": "A session with its stored message history.",
+                "parameters": [SESSION_ID],
+                "responses": {
+                    "200": _json(_ref(shapes.SessionDetail), "The session."),
+                    "404": NOT_FOUND,
+                    **COMMON_ERRORS,
+                },
+            },
+            "delete": {
+                "operationId": "deleteSession",
+                "summary": "Delete a session with its messages, runs and retrieved context.",
+                "parameters": [SESSION_ID],
+                "responses": {
+                    "204": {"description": "Deleted."},
+                    "404": NOT_FOUND,
+                    **COMMON_ERRORS,
+                },
+            },
+        },
+        "/api/sessions/{session_id}/messages": {
+            "get": {
+                "operationId": "getSessionMessages",
+                "summary": "Chat messages in order; assistant ones carry their run's chunks.",
+                "parameters": [SESSION_ID],
+                "responses": {
+                    "200": _json(array_of(shapes.ChatMessage), "The messages in order."),
+                    "404": NOT_FOUND,
+                    **COMMON_ERRORS,
+                },
+            }
+        },
+        "/api/sessions/{session_id}/runs": {
+            "get": {
+                "operationId": "getSessionRuns",
+                "summary": "The runs of a session, oldest first.",
+                "parameters": [SESSION_ID],
+                "responses": {
+                    "200": _json(array_of(shapes.RunSummary), "The runs."),
+                    "404": NOT_FOUND,
+                    **COMMON_ERRORS,
+                },
+            }
+        },
+        "/api/sessions/{session_id}/runs/{run_id}/retrieved-context": {
+            "get": {
+                "operationId": "getRunRetrievedContext",
+                "summary": "The chunks one run retrieved, after its diagnostics entry.",
+                "parameters": [
+                    SESSION_ID,
+                    _path_param("run_id", "Run ID (a run belonging to this session)"),
+                ],
+                "responses": {
+                    "200": _json(_ref(shapes.RetrievedContext), "The run's retrieved context."),
+                    "404": _error(
+                        "No such session (or not yours), or the run is not in this session."
+                    ),
+                    **COMMON_ERRORS,
+                },
+            }
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "agent-sessions REST API",
+            "version": "1.0.0",
+            "description": "The documented /api paths, served through the GraphQL resolvers.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{}, {"bearer": []}],
+    }

@@ -1,0 +1,363 @@
+"""The REST shim: each documented path runs one GraphQL operation against the schema and
+reshapes the result. No database code, no second copy of loading or permission logic."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from errors import ServiceError
+from resolvers.validation import is_client_id
+
+from .openapi import openapi_document
+from .responses import JSONResponse
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+STATUS = {
+    "BAD_USER_INPUT": 400,
+    "UNAUTHENTICATED": 401,
+    "FORBIDDEN": 403,
+    "NOT_FOUND": 404,
+    "SESSION_TOO_LARGE": 413,
+    "AGENT_ERROR": 502,
+    "DATABASE_UNAVAILABLE": 503,
+}
+SESSION_NOT_FOUND = "session not found"
+RUN_NOT_FOUND = "run not found in this session"
+PAGE = 1000  # messages/runs fetched per operation when a path serves all of them
+
+CHUNK_FIELDS = (
+    "id text score retrievalScore rerankerScore sourceId sourceName knowledgeBaseId kbName "
+    "indexingStrategy meta includedInContext"
+)
+
+SESSION_LIST = """
+query SessionList($filter: SessionFilter, $page: Int!, $size: Int!) {
+  sessionPage(filter: $filter, page: $page, size: $size) {
+    content { id userId agentId createdAt updatedAt }
+    totalElements totalPages page size
+  }
+}"""
+
+SESSION_DETAIL = """
+query SessionDetail($id: ID!, $first: Int!, $after: String) {
+  session(id: $id) {
+    id userId agentId createdAt updatedAt
+    messages(first: $first, after: $after) {
+      pageInfo { hasNextPage endCursor }
+      nodes { role content name toolCallId toolCalls { id name arguments } }
+    }
+  }
+}"""
+
+SESSION_MESSAGES = f"""
+query SessionMessages($id: ID!, $first: Int!, $after: String) {{
+  session(id: $id) {{
+    messages(first: $first, after: $after) {{
+      pageInfo {{ hasNextPage endCursor }}
+      nodes {{
+        id role content runId createdAt name toolCallId
+        toolCalls {{ id name arguments }}
+        retrievedContext {{ {CHUNK_FIELDS} }}
+      }}
+    }}
+  }}
+}}"""
+
+SESSION_RUNS = """
+query SessionRuns($id: ID!, $first: Int!, $after: String) {
+  session(id: $id) {
+    runs(first: $first, after: $after) {
+      pageInfo { hasNextPage endCursor }
+      nodes {
+        id sessionId agentId status content createdAt completedAt error
+        reasoning { enabled effort budgetTokens }
+        usage { inputTokens outputTokens reasoningTokens totalTokens }
+      }
+    }
+  }
+}"""
+
+RUN_CONTEXT = f"""
+query RunContext($id: ID!, $runId: ID!) {{
+  session(id: $id) {{
+    run(id: $runId) {{ id retrievalDiagnostics retrievedContext {{ {CHUNK_FIELDS} }} }}
+  }}
+}}"""
+
+DELETE_SESSION = """
+mutation DeleteSession($id: ID!) { deleteSession(id: $id) }"""
+
+
+class RestError(Exception):
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(body.get("error"))
+        self.status = status
+        self.body = body
+
+
+def _json(content: Any, status: int = 200) -> Response:
+    return JSONResponse(content, status_code=status)
+
+
+def endpoint(handler: Handler) -> Handler:
+    """Turn every failure into ``{"error": ...}`` with its status."""
+
+    async def run(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except RestError as exc:
+            return _json(exc.body, exc.status)
+        except ServiceError as exc:
+            return _json({"error": exc.message}, exc.status)
+
+    return run
+
+
+async def execute(request: Request, document: str, variables: dict[str, Any]) -> dict[str, Any]:
+    """Run one operation as the request's caller; raise ``RestError`` for its first error."""
+    services = request.app.state.services
+    if "context" not in request.scope:
+        request.scope["context"] = await services.context(request)  # one caller per request
+    result = await services.schema.execute(
+        document, variable_values=variables, context_value=request.scope["context"]
+    )
+    if result.errors:
+        error = result.errors[0]
+        extensions = error.extensions or {}
+        code = extensions.get("code", "INTERNAL")
+        body: dict[str, Any] = {"error": error.message}
+        if code == "AGENT_ERROR":
+            body |= {"runId": extensions.get("runId"), "sessionId": extensions.get("sessionId")}
+        raise RestError(STATUS.get(code, 500), body)
+    return result.data or {}
+
+
+def path_session_id(request: Request) -> str:
+    """The session id in the path; one that cannot be an id is simply not found."""
+    session_id = request.path_params["session_id"]
+    if not is_client_id(session_id):
+        raise RestError(404, {"error": SESSION_NOT_FOUND})
+    return session_id
+
+
+def query_filter(request: Request, camel: str, snake: str) -> tuple[str | None, bool]:
+    """A filter given in either spelling, and whether both were given and disagree (filters
+    combine, so nothing can match both)."""
+    a, b = request.query_params.get(camel), request.query_params.get(snake)
+    return (a if a is not None else b), (a is not None and b is not None and a != b)
+
+
+def int_param(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise RestError(400, {"error": f"{name} must be an integer, got {raw!r}"}) from None
+    if not -(2**31) <= value < 2**31:
+        raise RestError(400, {"error": f"{name} is out of range: {raw}"})
+    return value
+
+
+async def _session_items(
+    request: Request, document: str, session_id: str, key: str
+) -> tuple[dict, list]:
+    """The session (as the document selects it) and every item of its ``key`` connection."""
+    items: list[dict[str, Any]] = []
+    after = None
+    while True:
+        data = await execute(request, document, {"id": session_id, "first": PAGE, "after": after})
+        session = data["session"]
+        if session is None:
+            raise RestError(404, {"error": SESSION_NOT_FOUND})
+        connection = session[key]
+        items += connection["nodes"]
+        if not connection["pageInfo"]["hasNextPage"]:
+            return session, items
+        after = connection["pageInfo"]["endCursor"]
+
+
+# --- reshaping --------------------------------------------------------------------------
+
+
+def _chunk(c: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": c["id"],
+        "text": c["text"],
+        "score": c["score"],
+        "retrieval_score": c["retrievalScore"],
+        "reranker_score": c["rerankerScore"],
+        "source_id": c["sourceId"],
+        "source_name": c["sourceName"],
+        "knowledge_base_id": c["knowledgeBaseId"],
+        "kb_name": c["kbName"],
+        "indexing_strategy": c["indexingStrategy"],
+        "meta": c["meta"],
+        "included_in_context": c["includedInContext"],
+    }
+
+
+def _tool_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": c["id"],
+            "type": "function",
+            "function": {"name": c["name"], "arguments": c["arguments"]},
+        }
+        for c in calls
+    ]
+
+
+def _openai_extras(m: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
+    """The keys that make a message replayable to an OpenAI-style chat API."""
+    role = out["role"]
+    if role == "assistant" and m["toolCalls"]:
+        out["tool_calls"] = _tool_calls(m["toolCalls"])
+    if role == "tool":
+        out["tool_call_id"] = m["toolCallId"]
+        out["name"] = m["name"]
+    return out
+
+
+def _history(m: dict[str, Any]) -> dict[str, Any]:
+    return _openai_extras(m, {"role": m["role"].lower(), "content": m["content"]})
+
+
+def _chat(m: dict[str, Any]) -> dict[str, Any]:
+    out = {
+        "id": m["id"],
+        "role": m["role"].lower(),
+        "content": m["content"],
+        "run_id": m["runId"],
+        "created_at": m["createdAt"],
+    }
+    _openai_extras(m, out)
+    if out["role"] == "assistant":
+        out["retrieved_context"] = [_chunk(c) for c in m["retrievedContext"]]
+    return out
+
+
+def _run(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "runId": r["id"],
+        "sessionId": r["sessionId"],
+        "agentId": r["agentId"],
+        "status": r["status"],
+        "content": r["content"],
+        "createdAt": r["createdAt"],
+        "completedAt": r["completedAt"],
+        "reasoning": r["reasoning"],
+        "usage": r["usage"],
+        "error": r["error"],
+    }
+
+
+# --- paths ------------------------------------------------------------------------------
+
+
+@endpoint
+async def list_sessions(request: Request) -> Response:
+    user_id, user_conflict = query_filter(request, "userId", "user_id")
+    agent_id, agent_conflict = query_filter(request, "agentId", "agent_id")
+    filt = {"userId": user_id, "agentId": agent_id}
+    variables = {
+        "filter": {k: v for k, v in filt.items() if v is not None} or None,
+        "page": int_param(request, "page", 0),
+        "size": int_param(request, "size", 20),
+    }
+    page = (await execute(request, SESSION_LIST, variables))["sessionPage"]
+    if user_conflict or agent_conflict:
+        page |= {"content": [], "totalElements": 0, "totalPages": 0}
+    content = [
+        {
+            "sessionId": s["id"],
+            "userId": s["userId"],
+            "agentId": s["agentId"],
+            "createdAt": s["createdAt"],
+            "updatedAt": s["updatedAt"],
+        }
+        for s in page["content"]
+    ]
+    return _json({**page, "content": content})
+
+
+@endpoint
+async def get_session(request: Request) -> Response:
+    session, messages = await _session_items(
+        request, SESSION_DETAIL, path_session_id(request), "messages"
+    )
+    return _json(
+        {
+            "sessionId": session["id"],
+            "userId": session["userId"],
+            "agentId": session["agentId"],
+            "messages": [_history(m) for m in messages],
+            "createdAt": session["createdAt"],
+            "updatedAt": session["updatedAt"],
+        }
+    )
+
+
+@endpoint
+async def session_messages(request: Request) -> Response:
+    _, messages = await _session_items(
+        request, SESSION_MESSAGES, path_session_id(request), "messages"
+    )
+    return _json([_chat(m) for m in messages])
+
+
+@endpoint
+async def session_runs(request: Request) -> Response:
+    _, runs = await _session_items(request, SESSION_RUNS, path_session_id(request), "runs")
+    return _json([_run(r) for r in runs])
+
+
+@endpoint
+async def run_retrieved_context(request: Request) -> Response:
+    session_id = path_session_id(request)
+    variables = {"id": session_id, "runId": request.path_params["run_id"]}
+    data = await execute(request, RUN_CONTEXT, variables)
+    if data["session"] is None:
+        raise RestError(404, {"error": SESSION_NOT_FOUND})
+    run = data["session"]["run"]
+    if run is None:
+        raise RestError(404, {"error": RUN_NOT_FOUND})
+    entries: list[dict[str, Any]] = []
+    if run["retrievalDiagnostics"] is not None:
+        entries.append({"_type": "retrieval_diagnostics", **run["retrievalDiagnostics"]})
+    entries += [_chunk(c) for c in run["retrievedContext"]]
+    return _json({"session_id": session_id, "run_id": run["id"], "retrieved_context": entries})
+
+
+@endpoint
+async def delete_session(request: Request) -> Response:
+    deleted = await execute(request, DELETE_SESSION, {"id": path_session_id(request)})
+    if not deleted["deleteSession"]:
+        raise RestError(404, {"error": SESSION_NOT_FOUND})
+    return Response(status_code=204)
+
+
+async def openapi(request: Request) -> Response:
+    return _json(openapi_document())
+
+
+routes = [
+    Route("/api/sessions", list_sessions, methods=["GET"]),
+    Route("/api/sessions/{session_id}", get_session, methods=["GET"]),
+    Route("/api/sessions/{session_id}", delete_session, methods=["DELETE"]),
+    Route("/api/sessions/{session_id}/messages", session_messages, methods=["GET"]),
+    Route("/api/sessions/{session_id}/runs", session_runs, methods=["GET"]),
+    Route(
+        "/api/sessions/{session_id}/runs/{run_id}/retrieved-context",
+        run_retrieved_context,
+        methods=["GET"],
+    ),
+    Route("/api/openapi.json", openapi, methods=["GET"]),
+]
