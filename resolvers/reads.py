@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from graphql import GraphQLResolveInfo
+from graphql import GraphQLResolveInfo, VariableNode
 
 from errors import BadInput
 from storage.layout import ChunkSpec, MessageSpec, Page, RunSpec, Window
@@ -49,7 +49,15 @@ def _count(name: str, value: int | None, bound: int) -> None:
 
 
 def _explicit(info: Any, name: str) -> bool:
-    return any(arg.name.value == name for node in _raw(info).field_nodes for arg in node.arguments)
+    """Whether the client gave argument ``name`` (a variable it left out does not count)."""
+    raw = _raw(info)
+    for node in raw.field_nodes:
+        for arg in node.arguments:
+            if arg.name.value == name:
+                if isinstance(arg.value, VariableNode):
+                    return arg.value.name.value in raw.variable_values
+                return True
+    return False
 
 
 def window(

@@ -1,9 +1,11 @@
 """``DateTime`` (RFC 3339, UTC, ``Z``) and ``JSON`` (any value; object keys safe for MongoDB)."""
 
 from datetime import UTC, datetime
-from typing import Any, NewType
+from typing import NewType
 
 import strawberry
+
+from resolvers.validation import check_json_keys
 
 
 def format_datetime(value: datetime) -> str:
@@ -19,7 +21,7 @@ def parse_datetime(value: object) -> datetime:
     if not isinstance(value, str):
         raise ValueError("DateTime must be an RFC 3339 string")
     try:
-        parsed = datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value.upper())  # RFC 3339 allows "t" and "z"
     except ValueError:
         raise ValueError(f"{value!r} is not an RFC 3339 date-time") from None
     if parsed.tzinfo is None:
@@ -27,22 +29,6 @@ def parse_datetime(value: object) -> datetime:
     parsed = parsed.astimezone(UTC)
     # BSON dates keep milliseconds; truncate so what is stored is what comes back.
     return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
-
-
-def check_json_keys(value: Any, path: str = "") -> Any:
-    """Refuse object keys that MongoDB would read as operators or paths, at any depth."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str) or key.startswith("$") or "." in key:
-                where = f" at {path}" if path else ""
-                raise ValueError(
-                    f"JSON keys may not start with '$' or contain '.' ({key!r}{where})"
-                )
-            check_json_keys(item, f"{path}.{key}" if path else key)
-    elif isinstance(value, list):
-        for n, item in enumerate(value):
-            check_json_keys(item, f"{path}[{n}]")
-    return value
 
 
 DateTime = NewType("DateTime", datetime)

@@ -216,7 +216,13 @@ def window_expr(
                 "in": {
                     "$let": {
                         "vars": {"lo2": lo2, "hi2": hi2},
-                        "in": {"items": items, "start": "$$lo2", "count": "$$n", "lp": last_pos},
+                        "in": {
+                            "items": items,
+                            "start": "$$lo2",
+                            "count": "$$n",
+                            "lp": last_pos,
+                            "rc": {"$subtract": [hi_e, lo_e]},
+                        },
                     }
                 },
             }
@@ -232,7 +238,8 @@ def window_expr(
     bounds = [{"$gte": ["$$x.i", lo]}]
     if hi is not None:
         bounds.append({"$lt": ["$$x.i", hi]})
-    ranged: Any = {"$filter": {"input": "$$f", "as": "x", "cond": {"$and": bounds}}}
+    in_range: Any = {"$filter": {"input": "$$f", "as": "x", "cond": {"$and": bounds}}}
+    ranged: Any = "$$r"
     if empty:
         ranged = []
     else:
@@ -251,10 +258,20 @@ def window_expr(
         "$let": {
             "vars": {"f": {"$filter": {"input": indexed, "as": "x", "cond": cond}}},
             "in": {
-                "items": ranged,
-                "count": {"$size": "$$f"},
-                "fp": {"$let": {"vars": {"e": {"$arrayElemAt": ["$$f", 0]}}, "in": "$$e.i"}},
-                "lp": {"$let": {"vars": {"e": {"$arrayElemAt": ["$$f", -1]}}, "in": "$$e.i"}},
+                "$let": {
+                    "vars": {"r": in_range},
+                    "in": {
+                        "items": ranged,
+                        "rc": {"$size": "$$r"},
+                        "count": {"$size": "$$f"},
+                        "fp": {
+                            "$let": {"vars": {"e": {"$arrayElemAt": ["$$f", 0]}}, "in": "$$e.i"}
+                        },
+                        "lp": {
+                            "$let": {"vars": {"e": {"$arrayElemAt": ["$$f", -1]}}, "in": "$$e.i"}
+                        },
+                    },
+                }
             },
         }
     }
@@ -292,8 +309,14 @@ def to_page(raw: dict[str, Any] | None, window: Window) -> Page:
         has_next = lp is not None and items[-1][0] < lp
         has_previous = fp is not None and items[0][0] > fp
     else:
-        has_next = window.before is not None and lp is not None and lp >= window.before
-        has_previous = window.after is not None and fp is not None and fp <= window.after
+        # An empty window: "first: 0" still has a next page when its range is not empty.
+        in_range = raw.get("rc") or 0
+        has_next = (window.first is not None and in_range > window.first) or (
+            window.before is not None and lp is not None and lp >= window.before
+        )
+        has_previous = (window.last is not None and in_range > window.last) or (
+            window.after is not None and fp is not None and fp <= window.after
+        )
     return Page(items, raw.get("count") or 0, has_next, has_previous)
 
 

@@ -138,7 +138,7 @@ class SessionStore:
         either way.
         """
         q = self._list_filter(filt, owner)
-        if q is None or limit == 0:
+        if q is None:
             return SessionSlice([], False)
         keyset = []
         if after is not None:
