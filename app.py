@@ -21,10 +21,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
+from agents import AgentRunner
 from errors import ServiceError
 from resolvers.context import Context
 from resolvers.identity import authenticate
 from rest.responses import JSONResponse, error_response
+from rest.routes import SESSION_NOT_FOUND
 from rest.routes import routes as rest_routes
 from schema import build_schema
 from settings import Settings
@@ -58,7 +60,7 @@ class Services:
         self.schema = build_schema(introspection=settings.introspection)
         self.view = GraphQLView(self.schema, graphql_ide="graphiql", allow_queries_via_get=True)
         self._storage = storage
-        self.agents: Any = None
+        self.agents = AgentRunner(settings.agents)
 
     @property
     def storage(self) -> Storage:
@@ -153,7 +155,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         message = "method not allowed"
     elif exc.status_code == 404:
-        message = "not found"
+        # Under /api/sessions/ no route matched: an id with a slash in it (an encoded %2F)
+        # or a path below a session that does not exist. Either way, no such session.
+        message = (
+            SESSION_NOT_FOUND if request.url.path.startswith("/api/sessions/") else "not found"
+        )
     else:
         message = str(exc.detail)
     return error_response(message, exc.status_code, headers=exc.headers)
@@ -182,6 +188,7 @@ def build_app(settings: Settings, storage: Storage | None = None) -> Starlette:
         try:
             yield
         finally:
+            await services.agents.aclose()
             if owned and services._storage is not None:
                 await services._storage.close()
                 services._storage = None
@@ -196,6 +203,7 @@ def build_app(settings: Settings, storage: Storage | None = None) -> Starlette:
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )
+    app.router.redirect_slashes = False  # a redirect is never the answer to an API call
     app.state.services = services
     app.add_middleware(BodyLimit)
     return app

@@ -7,8 +7,16 @@ from typing import Any
 
 from errors import BadInput
 
-_CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,256}")
+# The patterns are also the OpenAPI document's, so what the document allows is what passes.
+CLIENT_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+NAME_PATTERN = r"^[^\x00-\x1f\x7f]{1,256}$"
+# A character that is not whitespace, by Python's and JavaScript's definitions both.
+NON_BLANK_PATTERN = (
+    r"[^\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+)
+_CLIENT_ID = re.compile(CLIENT_ID_PATTERN)
+_NAME = re.compile(NAME_PATTERN)
+_NON_BLANK = re.compile(NON_BLANK_PATTERN)
 
 
 def client_id(value: str | None, what: str) -> str | None:
@@ -29,7 +37,27 @@ def name(value: str | None, what: str) -> str | None:
     return value
 
 
+def non_blank(value: str) -> bool:
+    return bool(_NON_BLANK.search(value))
+
+
 def json_object(value: Any, what: str) -> dict[str, Any] | None:
     if value is not None and not isinstance(value, dict):
         raise BadInput(f"{what} must be a JSON object")
+    return value
+
+
+def check_json_keys(value: Any, path: str = "") -> Any:
+    """Refuse object keys that MongoDB would read as operators or paths, at any depth."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or key.startswith("$") or "." in key:
+                where = f" at {path}" if path else ""
+                raise ValueError(
+                    f"JSON keys may not start with '$' or contain '.' ({key!r}{where})"
+                )
+            check_json_keys(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            check_json_keys(item, f"{path}[{n}]")
     return value

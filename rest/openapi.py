@@ -55,9 +55,16 @@ NOT_FOUND = _error("No session exists with the given ID, or it belongs to anothe
 @cache
 def openapi_document() -> dict[str, Any]:
     models = [
-        shapes.Error, shapes.AgentError, shapes.SessionList, shapes.SessionDetail,
-        shapes.ChatMessage, shapes.RunSummary, shapes.RetrievedContext,
-    ]  # fmt: skip
+        shapes.Error,
+        shapes.AgentError,
+        shapes.SessionList,
+        shapes.SessionDetail,
+        shapes.ChatMessage,
+        shapes.RunSummary,
+        shapes.RetrievedContext,
+        shapes.AgentRunRequest,
+        shapes.AgentRunResponse,
+    ]
     _, top = models_json_schema([(m, "validation") for m in models], ref_template=_REF)
     components = top.get("$defs", {})
     array_of = lambda model: {"type": "array", "items": _ref(model)}  # noqa: E731
@@ -149,6 +156,28 @@ def openapi_document() -> dict[str, Any]:
                     "200": _json(_ref(shapes.RetrievedContext), "The run's retrieved context."),
                     "404": _error(
                         "No such session (or not yours), or the run is not in this session."
+                    ),
+                    **COMMON_ERRORS,
+                },
+            }
+        },
+        "/api/agents/{agentId}/runs": {
+            "post": {
+                "operationId": "runAgent",
+                "summary": "Run an agent on a new message, after replaying the session's history.",
+                "parameters": [_path_param("agentId", "An agent declared in the config file")],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref(shapes.AgentRunRequest)}},
+                },
+                "responses": {
+                    "201": _json(_ref(shapes.AgentRunResponse), "The finished run."),
+                    "400": _error("Malformed JSON, or a message that is not a non-empty string."),
+                    "403": _error("A userId naming another user, from a non-administrator."),
+                    "404": _error("Unknown agent, or a session id that belongs to another user."),
+                    "413": _error("The request body or the session would be too large."),
+                    "502": _error(
+                        "The agent backend failed; the run is stored as FAILED.", shapes.AgentError
                     ),
                     **COMMON_ERRORS,
                 },

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -15,6 +16,7 @@ from resolvers.validation import is_client_id
 
 from .openapi import openapi_document
 from .responses import JSONResponse
+from .shapes import AgentRunRequest
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -92,6 +94,16 @@ query RunContext($id: ID!, $runId: ID!) {{
 
 DELETE_SESSION = """
 mutation DeleteSession($id: ID!) { deleteSession(id: $id) }"""
+
+RUN_AGENT = """
+mutation RunAgent(
+  $agentId: String!, $message: String!, $sessionId: ID, $reasoning: ReasoningInput, $userId: String
+) {
+  runAgent(
+    agentId: $agentId, message: $message, sessionId: $sessionId,
+    reasoning: $reasoning, userId: $userId
+  ) { id sessionId content status }
+}"""
 
 
 class RestError(Exception):
@@ -344,14 +356,44 @@ async def delete_session(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@endpoint
+async def run_agent(request: Request) -> Response:
+    try:
+        body = AgentRunRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RestError(400, {"error": _validation_message(exc)}) from None
+    run = (await execute(request, RUN_AGENT, body.variables(request.path_params["agentId"])))[
+        "runAgent"
+    ]
+    response = {
+        "runId": run["id"],
+        "sessionId": run["sessionId"],
+        "content": run["content"],
+        "status": run["status"],
+    }
+    return _json(response, 201)
+
+
+def _validation_message(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    if first["type"] == "json_invalid":
+        return "the request body is not valid JSON"
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{where}: {first['msg']}" if where else f"the request body is invalid: {first['msg']}"
+
+
+async def session_resource(request: Request) -> Response:
+    # One route for both methods, so a 405 on this path names both in Allow.
+    return await (delete_session if request.method == "DELETE" else get_session)(request)
+
+
 async def openapi(request: Request) -> Response:
     return _json(openapi_document())
 
 
 routes = [
     Route("/api/sessions", list_sessions, methods=["GET"]),
-    Route("/api/sessions/{session_id}", get_session, methods=["GET"]),
-    Route("/api/sessions/{session_id}", delete_session, methods=["DELETE"]),
+    Route("/api/sessions/{session_id}", session_resource, methods=["GET", "DELETE"]),
     Route("/api/sessions/{session_id}/messages", session_messages, methods=["GET"]),
     Route("/api/sessions/{session_id}/runs", session_runs, methods=["GET"]),
     Route(
@@ -359,5 +401,6 @@ routes = [
         run_retrieved_context,
         methods=["GET"],
     ),
+    Route("/api/agents/{agentId}/runs", run_agent, methods=["POST"]),
     Route("/api/openapi.json", openapi, methods=["GET"]),
 ]

@@ -6,9 +6,12 @@ of exactly these shapes, and the tests check responses against the document.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from resolvers.agents import MAX_MESSAGE_CHARS
+from resolvers.validation import CLIENT_ID_PATTERN, NAME_PATTERN, NON_BLANK_PATTERN
 
 
 class _Shape(BaseModel):
@@ -144,3 +147,97 @@ class RetrievedContext(_Shape):
     retrieved_context: list[Diagnostics | Chunk] = Field(
         description="The diagnostics entry first when the run has one, then the chunks by rank."
     )
+
+
+INT32_MAX = 2**31 - 1
+
+
+def _integral(value: Any) -> Any:
+    # JSON Schema's integer includes 2.0; strict validation would not.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+TokenCount = Annotated[int, Field(ge=0, le=INT32_MAX), BeforeValidator(_integral)]
+SessionId = Annotated[str, Field(pattern=CLIENT_ID_PATTERN)]
+UserId = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
+def _one_spelling(*pairs: tuple[str, str]) -> dict[str, Any]:
+    """JSON Schema: at most one spelling of each pair."""
+    return {"not": {"anyOf": [{"required": list(pair)} for pair in pairs]}}
+
+
+def _at_most_one(data: Any, *pairs: tuple[str, str]) -> Any:
+    if isinstance(data, dict):
+        for camel, snake in pairs:
+            if camel in data and snake in data:
+                raise ValueError(f"give {camel} or {snake}, not both")
+    return data
+
+
+class ReasoningRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra=_one_spelling(("budgetTokens", "budget_tokens")),
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def one_spelling(cls, data: Any) -> Any:
+        return _at_most_one(data, ("budgetTokens", "budget_tokens"))
+
+    enabled: bool | None = True
+    effort: str | None = None
+    budgetTokens: TokenCount | None = None
+    budget_tokens: TokenCount | None = Field(default=None, description="Same as budgetTokens.")
+
+
+class AgentRunRequest(BaseModel):
+    """The body of ``POST /api/agents/{agentId}/runs``; unknown keys are ignored."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        strict=True,
+        json_schema_extra=_one_spelling(("sessionId", "session_id"), ("userId", "user_id")),
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def one_spelling(cls, data: Any) -> Any:
+        return _at_most_one(data, ("sessionId", "session_id"), ("userId", "user_id"))
+
+    message: str = Field(
+        max_length=MAX_MESSAGE_CHARS,
+        pattern=NON_BLANK_PATTERN,
+        description="The user's new message: a string with at least one non-blank character.",
+    )
+    sessionId: SessionId | None = Field(
+        default=None, description="Continue this session (or session_id)."
+    )
+    session_id: SessionId | None = None
+    userId: UserId | None = Field(default=None, description="Administrators only (or user_id).")
+    user_id: UserId | None = None
+    reasoning: ReasoningRequest | None = None
+
+    def variables(self, agent_id: str) -> dict[str, Any]:
+        """The runAgent operation's variables."""
+        reasoning = None
+        if self.reasoning is not None:
+            r = self.reasoning
+            budget = r.budgetTokens if r.budgetTokens is not None else r.budget_tokens
+            reasoning = {"enabled": r.enabled, "effort": r.effort, "budgetTokens": budget}
+        return {
+            "agentId": agent_id,
+            "message": self.message,
+            "sessionId": self.sessionId if self.sessionId is not None else self.session_id,
+            "userId": self.userId if self.userId is not None else self.user_id,
+            "reasoning": reasoning,
+        }
+
+
+class AgentRunResponse(_Shape):
+    runId: str
+    sessionId: str
+    content: str | None
+    status: RunStatus

@@ -17,10 +17,10 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 
-from resolvers import reads, writes
+from resolvers import agents, reads, writes
 
 from .extensions import CodedSchema
-from .inputs import CreateSessionInput, RecordRunInput, SessionFilter
+from .inputs import CreateSessionInput, ReasoningInput, RecordRunInput, SessionFilter
 from .scalars import SCALARS
 from .types import (
     ApiKeyPayload,
@@ -108,6 +108,31 @@ class Mutation:
     @strawberry.mutation(description="false when missing or not yours")
     async def delete_session(self, info: Info, id: ID) -> bool:
         return await writes.delete_session(info, id)
+
+    @strawberry.mutation(
+        description=(
+            "Run an agent from the config file on a new message; the session's history is "
+            "replayed first. No sessionId: a new session. userId: administrators only."
+        )
+    )
+    async def run_agent(
+        self,
+        info: Info,
+        agent_id: str,
+        message: str,
+        session_id: ID | None = UNSET,
+        reasoning: ReasoningInput | None = UNSET,
+        user_id: str | None = UNSET,
+    ) -> Run:
+        session, run = await agents.run_agent(
+            info.context,
+            agent_id=agent_id,
+            message=message,
+            session_id=given(session_id),
+            reasoning=writes.reasoning_doc(given(reasoning)),
+            user_id=given(user_id),
+        )
+        return Run.from_doc(session, run)
 
     @strawberry.mutation(description="Administrators only. The key is returned here, once.")
     async def create_api_key(

@@ -92,8 +92,10 @@ def settings(tmp_path: Any) -> Settings:
 
 
 @pytest.fixture
-def app(settings: Settings, storage: Storage) -> Any:
-    return build_app(settings, storage=storage)
+async def app(settings: Settings, storage: Storage) -> AsyncIterator[Any]:
+    application = build_app(settings, storage=storage)
+    yield application
+    await application.state.services.agents.aclose()
 
 
 @pytest.fixture

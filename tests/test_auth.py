@@ -11,7 +11,6 @@ import bson
 import httpx
 import pytest
 
-from app import build_app
 from settings import Settings
 from storage import Storage
 
@@ -25,11 +24,6 @@ RECORD = "mutation($i: RecordRunInput!) { recordRun(input: $i) { id sessionId } 
 @pytest.fixture
 def settings(tmp_path: Any) -> Settings:
     return Settings(data_dir=tmp_path, admin_key=ADMIN_KEY)
-
-
-@pytest.fixture
-def app(settings: Settings, storage: Storage) -> Any:
-    return build_app(settings, storage=storage)
 
 
 @pytest.fixture
@@ -267,9 +261,11 @@ async def test_writing_onto_someone_elses_session_is_not_found(
         {"s": session_id},
     )
     assert state["session"] == {
-        "userId": "alice", "messageCount": 2, "runCount": 1,
+        "userId": "alice",
+        "messageCount": 2,
+        "runCount": 1,
         "messages": {"nodes": [{"content": "secret"}, {"content": "ok"}]},
-    }  # fmt: skip
+    }
 
 
 async def test_naming_another_user_is_forbidden_and_stores_nothing(

@@ -122,8 +122,12 @@ def test_open_mode_refuses_a_public_address(tmp_path: Path) -> None:
 def _keys(data_dir: Path, *args: str) -> str:
     result = subprocess.run(
         [COMMAND, "keys", *args, "--data-dir", str(data_dir)],
-        env=_env(), capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -139,9 +143,11 @@ def test_keys_commands_reach_the_running_servers_database(tmp_path: Path) -> Non
         )
         key_id, key = fields["id"].strip(), fields["key"].strip()
         viewer = httpx.post(
-            f"{base}/graphql", json={"query": "{ viewer { userId isAdmin } }"},
-            headers={"Authorization": f"Bearer {key}"}, timeout=10,
-        ).json()  # fmt: skip
+            f"{base}/graphql",
+            json={"query": "{ viewer { userId isAdmin } }"},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        ).json()
         assert viewer == {"data": {"viewer": {"userId": "carol", "isAdmin": False}}}
         listing = _keys(tmp_path, "list")
         assert key_id in listing and "user=carol" in listing and key not in listing

@@ -6,8 +6,10 @@ import json
 import re
 import subprocess
 from pathlib import Path
-from typing import Any
 
+from settings import load_settings
+
+from .agent_servers import AgentBackend
 from .conftest import LiveServer, live_settings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -29,12 +31,25 @@ def curl_commands() -> list[str]:
 
 
 def test_readme_has_curl_examples() -> None:
-    assert len(curl_commands()) == 6
+    assert len(curl_commands()) == 7
 
 
-def test_readme_curl_examples_work(mongo_uri: str, tmp_path: Any) -> None:
+def readme_config(backend: AgentBackend, tmp_path: Path) -> Path:
+    """The README's config file, its agents pointed at a local backend."""
+    [toml] = re.findall(r"```toml\n(.*?)```", README.read_text(), flags=re.S)
+    toml = toml.replace("http://127.0.0.1:9000/v1", f"{backend.url}/v1")
+    toml = toml.replace("http://127.0.0.1:9100/run", f"{backend.url}/run")
+    path = tmp_path / "config.toml"
+    path.write_text(toml)
+    return path
+
+
+def test_readme_curl_examples_work(mongo_uri: str, tmp_path: Path) -> None:
     outputs: list[str] = []
-    with LiveServer(live_settings(mongo_uri, tmp_path)) as server:
+    backend = AgentBackend()
+    config = load_settings(config=readme_config(backend, tmp_path))
+    assert set(config.agents) == {"finance_agent", "rag_agent"}
+    with backend, LiveServer(live_settings(mongo_uri, tmp_path, agents=config.agents)) as server:
         for command in curl_commands():
             script = command.replace(EXAMPLE_HOST, server.url)
             result = subprocess.run(
@@ -42,11 +57,11 @@ def test_readme_curl_examples_work(mongo_uri: str, tmp_path: Any) -> None:
             )
             assert result.returncode == 0, (command, result.stderr)
             outputs.append(result.stdout.strip())
-    bodies = [json.loads(line) for line in outputs[:-1]]
+    bodies = [json.loads(line) for line in outputs if line != "204"]
     for body in bodies:
         assert "errors" not in body, body
         assert "error" not in body, body
-    recorded, chat, listing, messages, context = bodies
+    recorded, chat, listing, messages, context, agent_run = bodies
     assert recorded["data"]["recordRun"] == {
         "id": "demo-run-1",
         "sessionId": "demo-session",
@@ -60,4 +75,10 @@ def test_readme_curl_examples_work(mongo_uri: str, tmp_path: Any) -> None:
     assert [s["sessionId"] for s in listing["content"]] == ["demo-session"]
     assert messages[1]["retrieved_context"][0]["text"] == "Q1 revenue: $4.2M"
     assert context["retrieved_context"][0] == {"_type": "retrieval_diagnostics", "latency_ms": 12}
-    assert outputs[-1] == "204"
+    assert outputs[-2] == "204"
+    assert agent_run["status"] == "COMPLETED"
+    assert agent_run["content"] == "answer to: What is our Q1 revenue? (2 messages)"
+    assert backend.received[0]["messages"][0] == {
+        "role": "system",
+        "content": "You answer finance questions.",
+    }

@@ -25,10 +25,17 @@ mutation Record($input: RecordRunInput!) { recordRun(input: $input) { id } }
 def _seed_004(server: LiveServer, headers: dict[str, str] | None = None) -> None:
     """The conversation seed 004 shows: user-123 asking finance_agent, two runs."""
     turns = [
-        ("run-abc123", "What is our refund policy for enterprise customers?",
-         "Enterprise customers are eligible for a full refund within 30 days..."),
-        ("run-def456", "And after 30 days?", "In summary: 30-day full refund, 90-day partial refund."),
-    ]  # fmt: skip
+        (
+            "run-abc123",
+            "What is our refund policy for enterprise customers?",
+            "Enterprise customers are eligible for a full refund within 30 days...",
+        ),
+        (
+            "run-def456",
+            "And after 30 days?",
+            "In summary: 30-day full refund, 90-day partial refund.",
+        ),
+    ]
     for run_id, question, answer in turns:
         server.graphql(
             RECORD,
