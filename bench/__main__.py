@@ -1,0 +1,374 @@
+"""Run the benchmark: ``python -m bench [--quick] [--json PATH]``. See ``bench/__init__``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import bson
+import httpx
+import orjson
+from pymongo.monitoring import CommandListener, CommandStartedEvent, CommandSucceededEvent
+
+from app import build_app
+from resolvers.context import Context
+from resolvers.identity import OPEN_MODE_CALLER
+from settings import Settings
+from storage import Storage
+from storage.embedded import start_embedded
+
+from . import data
+from .surfaces import (
+    CHAT_VIEW,
+    FLOOR_ROUTES,
+    NESTED_LIST,
+    NOTEBOOK_DUMP,
+    ONE_FIELD,
+    RECORD_RUN,
+    RUN_INSPECTOR,
+    SESSION_LIST,
+)
+
+DATABASE = "bench"
+RATIOS = {
+    "chat_view_graphql_vs_floor": ("chat_view_graphql", "floor_chat"),
+    "messages_rest_vs_floor": ("messages_rest", "floor_messages"),
+    "run_inspector_rest_vs_floor": ("run_inspector_rest", "floor_run"),
+    "list_graphql_vs_floor": ("session_list_graphql", "floor_list"),
+    "notebook_dump_vs_floor": ("notebook_dump_graphql", "floor_dump"),
+    "append_1000_vs_10": ("append_many", "append_few"),
+    # Not a target: the same write through the bare driver, for what the database adds.
+    "append_floor_1000_vs_10": ("floor_append_many", "floor_append_few"),
+}
+
+
+@dataclass
+class Request:
+    name: str
+    method: str
+    path: str
+    body: Callable[[], bytes | None] = lambda: None
+    weight: int = 1  # samples per round, relative: heavy requests take fewer
+    samples: list[float] = field(default_factory=list)
+
+
+def _graphql(query: str, variables: dict[str, Any] | None = None) -> Callable[[], bytes]:
+    return lambda: orjson.dumps({"query": query, "variables": variables})
+
+
+def _append(session_id: str) -> Callable[[], bytes]:
+    def body() -> bytes:
+        run = {
+            "sessionId": session_id, "runId": uuid.uuid4().hex, "agentId": "finance_agent",
+            "messages": [{"role": "USER", "content": "One more question?"},
+                         {"role": "ASSISTANT", "content": "One more answer."}],
+        }  # fmt: skip
+        return orjson.dumps({"query": RECORD_RUN, "variables": {"input": run}})
+
+    return body
+
+
+def requests_for(ids: dict[str, Any]) -> list[Request]:
+    run, user = ids["run_id"], ids["list_user"]
+    return [
+        Request("floor_chat", "GET", "/floor/chat/M"),
+        Request("chat_view_graphql", "POST", "/graphql", _graphql(CHAT_VIEW, {"id": "M"})),
+        Request("floor_list", "GET", f"/floor/list/{user}"),
+        Request("session_list_graphql", "POST", "/graphql", _graphql(SESSION_LIST, {"user": user})),
+        Request("session_list_rest", "GET", f"/api/sessions?userId={user}&size=20"),
+        Request("floor_run", "GET", f"/floor/run/M/{run}"),
+        Request(
+            "run_inspector_graphql", "POST", "/graphql",
+            _graphql(RUN_INSPECTOR, {"session": "M", "run": run}),
+        ),
+        Request("run_inspector_rest", "GET", f"/api/sessions/M/runs/{run}/retrieved-context"),
+        Request("floor_messages", "GET", "/floor/messages/M"),
+        Request("messages_rest", "GET", "/api/sessions/M/messages"),
+        Request("floor_dump", "GET", "/floor/dump/L", weight=0),
+        Request("notebook_dump_graphql", "POST", "/graphql", _graphql(NOTEBOOK_DUMP, {"id": "L"}),
+                weight=0),
+        Request("floor_append_few", "POST", "/floor/append/append-few"),
+        Request("append_few", "POST", "/graphql", _append("append-few")),
+        Request("floor_append_many", "POST", "/floor/append/append-many"),
+        Request("append_many", "POST", "/graphql", _append("append-many")),
+    ]  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection; the lightest client the standard library has."""
+
+    def __init__(self, port: int) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+
+    def send(self, req: Request) -> float:
+        body = req.body()
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        start = time.perf_counter()
+        self.conn.request(req.method, req.path, body=body, headers=headers)
+        response = self.conn.getresponse()
+        payload = response.read()
+        elapsed = time.perf_counter() - start
+        if response.status != 200 or b'"errors"' in payload[:2000]:
+            raise RuntimeError(f"{req.name}: {response.status} {payload[:300]!r}")
+        return elapsed
+
+
+def measure(
+    port: int, requests: list[Request], rounds: int, per_round: int, heavy_per_round: int
+) -> None:
+    """Alternate the variants request by request (A B C … A B C …), ``rounds`` times."""
+    client = Client(port)
+    for req in requests:  # warm-up: caches, connections, JIT-free but allocation-warm
+        client.send(req)
+    for _ in range(rounds):
+        for i in range(per_round):
+            for req in requests:
+                if req.weight == 0 and i >= heavy_per_round:
+                    continue
+                req.samples.append(client.send(req))
+
+
+def p99(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
+# --- in-process measurements ------------------------------------------------------------------
+
+
+class Commands(CommandListener):
+    def __init__(self) -> None:
+        self.count = 0
+        self.bytes = 0
+        self.micros = 0
+
+    def started(self, event: CommandStartedEvent) -> None:
+        if event.command_name not in {"endSessions", "ping", "hello", "isMaster"}:
+            self.count += 1
+
+    def succeeded(self, event: CommandSucceededEvent) -> None:
+        if event.command_name not in {"endSessions", "ping", "hello", "isMaster"}:
+            self.bytes += len(bson.encode(event.reply))
+            self.micros += event.duration_micros
+
+    def failed(self, event: Any) -> None:
+        pass
+
+    def reset(self) -> None:
+        self.count = self.bytes = self.micros = 0
+
+
+def count_fields(value: Any) -> int:
+    """Resolved fields in a result: every key of every object."""
+    if isinstance(value, dict):
+        return len(value) + sum(count_fields(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(count_fields(v) for v in value)
+    return 0
+
+
+async def in_process(uri: str, requests: list[Request], quick: bool) -> dict[str, Any]:
+    commands = Commands()
+    storage = await Storage.connect(uri, DATABASE, listeners=[commands])
+    app = build_app(
+        Settings(mongodb_uri=uri, database=DATABASE, data_dir=tempfile.gettempdir()),
+        storage=storage,
+    )
+    app.router.routes.extend(FLOOR_ROUTES)
+    services = app.state.services
+    out: dict[str, Any] = {"db_commands": {}, "db_bytes": {}}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        nested = [
+            Request("nested_list_5", "POST", "/graphql", _graphql(NESTED_LIST, {"n": 5})),
+            Request("nested_list_50", "POST", "/graphql", _graphql(NESTED_LIST, {"n": 50})),
+        ]
+        for req in [*requests, *nested]:
+            commands.reset()
+            body = req.body()
+            headers = {"Content-Type": "application/json"} if body is not None else {}
+            response = await client.request(req.method, req.path, content=body, headers=headers)
+            assert response.status_code == 200, (req.name, response.text[:300])
+            out["db_commands"][req.name] = commands.count
+            out["db_bytes"][req.name] = commands.bytes
+
+    # Per-field cost: the notebook dump executed in-process, minus the time in the driver.
+    def context() -> Context:  # a fresh one per execution: loaders cache per request
+        return Context(
+            services.storage, services.settings, OPEN_MODE_CALLER, agents=services.agents
+        )
+
+    runs = 2 if quick else 5
+    per_field = []
+    for _ in range(runs):
+        commands.reset()
+        start = time.perf_counter()
+        result = await services.schema.execute(
+            NOTEBOOK_DUMP, variable_values={"id": "L"}, context_value=context()
+        )
+        elapsed = time.perf_counter() - start
+        assert not result.errors, result.errors
+        fields = count_fields(result.data)
+        per_field.append((elapsed - commands.micros / 1e6) / fields * 1e6)
+    out["us_per_field"] = round(statistics.median(per_field), 3)
+    out["dump_fields"] = fields
+
+    # Fixed cost: a one-field query, in-process, after the document is cached.
+    times = []
+    for _ in range(300 if not quick else 100):
+        start = time.perf_counter()
+        result = await services.schema.execute(ONE_FIELD, context_value=context())
+        times.append(time.perf_counter() - start)
+        assert not result.errors
+    out["fixed_ms"] = round(statistics.median(times) * 1000, 4)
+    await services.agents.aclose()
+    await storage.client.close()
+    return out
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def table(requests: list[Request], ratios: dict[str, float]) -> str:
+    floors = {a: b for a, b in RATIOS.values()}
+    rows = [
+        "| request | samples | median ms | p99 ms | vs floor |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    medians = {r.name: statistics.median(r.samples) for r in requests}
+    for r in requests:
+        floor = floors.get(r.name)
+        if r.name == "session_list_rest":
+            floor = "floor_list"
+        if r.name == "run_inspector_graphql":
+            floor = "floor_run"
+        if r.name.startswith("append_"):
+            floor = f"floor_{r.name}"
+        vs = f"{medians[r.name] / medians[floor]:.2f}×" if floor in medians else ""
+        median, tail = medians[r.name] * 1000, p99(r.samples) * 1000
+        rows.append(f"| {r.name} | {len(r.samples)} | {median:.2f} | {tail:.2f} | {vs} |")
+    return "\n".join(rows)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    sizes = data.QUICK if args.quick else data.FULL
+    with tempfile.TemporaryDirectory(prefix="agent-sessions-bench-") as tmp:
+        server = start_embedded(Path(tmp) / "data")
+        try:
+            t = time.perf_counter()
+            ids = asyncio.run(_seed(server.uri, sizes))
+            print(f"seeded in {time.perf_counter() - t:.1f}s", file=sys.stderr)
+            requests = requests_for(ids)
+            port = _free_port()
+            argv = [sys.executable, "-m", "bench.server", "--uri", server.uri,
+                    "--database", DATABASE, "--port", str(port)]  # fmt: skip
+            child = subprocess.Popen(argv)  # noqa: S603 - our own module, fixed argv
+            try:
+                _wait_healthy(port, child)
+                t = time.perf_counter()
+                per_round, heavy = (3, 1) if args.quick else (20, 4)
+                measure(port, requests, args.rounds, per_round, heavy)
+                print(f"measured in {time.perf_counter() - t:.1f}s", file=sys.stderr)
+            finally:
+                child.terminate()
+                child.wait(30)
+            results = asyncio.run(in_process(server.uri, requests, args.quick))
+        finally:
+            server.stop()
+    return report(requests, results, args.quick)
+
+
+async def _seed(uri: str, sizes: data.Sizes) -> dict[str, Any]:
+    storage = await Storage.connect(uri, DATABASE)
+    try:
+        return await data.seed(storage, sizes)
+    finally:
+        await storage.client.close()
+
+
+def report(requests: list[Request], results: dict[str, Any], quick: bool) -> dict[str, Any]:
+    medians = {r.name: statistics.median(r.samples) for r in requests}
+    ratios = {key: round(medians[a] / medians[b], 3) for key, (a, b) in RATIOS.items()}
+    latency = {
+        r.name: {
+            "median": round(medians[r.name] * 1000, 3),
+            "p99": round(p99(r.samples) * 1000, 3),
+            "samples": len(r.samples),
+        }
+        for r in requests
+    }
+    out = {
+        "ratios": ratios,
+        "us_per_field": results["us_per_field"],
+        "fixed_ms": results["fixed_ms"],
+        "db_commands": results["db_commands"],
+        "db_bytes": results["db_bytes"],
+        "latency_ms": latency,
+        "dump_fields": results["dump_fields"],
+        "quick": quick,
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+    }
+    print(table(requests, ratios))
+    print()
+    print("| ratio | value |\n|---|---:|")
+    for key, value in ratios.items():
+        print(f"| {key} | {value:.2f} |")
+    print(f"| us_per_field (notebook dump, in-process) | {out['us_per_field']:.2f} |")
+    print(f"| fixed_ms (one-field query, in-process) | {out['fixed_ms']:.3f} |")
+    print()
+    print("| request | db commands | db bytes |\n|---|---:|---:|")
+    for name, count in out["db_commands"].items():
+        print(f"| {name} | {count} | {out['db_bytes'][name]} |")
+    return out
+
+
+def _wait_healthy(port: int, child: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise RuntimeError("the benchmark server exited")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("the benchmark server did not become healthy")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a small version, under a minute")
+    parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of alternating requests")
+    args = parser.parse_args()
+    figures = run(args)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""The benchmark never rots: ``python -m bench --quick`` completes and reports every key.
+Timings are not asserted; counts that do not depend on the machine are."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.__main__ import RATIOS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quick_benchmark_reports_every_key(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert set(report["ratios"]) == set(RATIOS)
+    assert all(value > 0 for value in report["ratios"].values())
+    assert report["us_per_field"] > 0
+    assert report["fixed_ms"] > 0
+    assert report["db_commands"]["nested_list_5"] == report["db_commands"]["nested_list_50"]
+    assert set(report["db_commands"]) == set(report["db_bytes"])
+    assert "| chat_view_graphql |" in result.stdout
