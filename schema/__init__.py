@@ -7,6 +7,7 @@ from collections.abc import Callable
 import strawberry
 from strawberry import ID, UNSET, Info
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -146,16 +147,23 @@ class Mutation:
         return await writes.revoke_api_key(info, id)
 
 
+# The limit rules, made once: the validation cache is keyed by the rule classes, so rules
+# made anew per request (as the limiter extensions do) would never hit it.
+LIMIT_RULES = [
+    *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+]
+NO_INTROSPECTION_RULES = [*DisableIntrospection().validation_rules]
+
+
 def build_schema(*, introspection: bool = True) -> strawberry.Schema:
+    rules = LIMIT_RULES if introspection else LIMIT_RULES + NO_INTROSPECTION_RULES
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: ParserCache(maxsize=DOCUMENT_CACHE),
+        lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=DOCUMENT_CACHE),
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
     ]
-    if not introspection:
-        extensions.append(DisableIntrospection)
     return CodedSchema(
         query=Query,
         mutation=Mutation,

@@ -91,3 +91,17 @@ def test_additions_are_the_documented_ones() -> None:
     assert set(mutation.fields["runAgent"].args) - set(
         PINNED.type_map["Mutation"].fields["runAgent"].args
     ) == {"userId"}  # type: ignore[attr-defined]
+
+
+async def test_introspection_is_on_by_default_and_off_with_the_setting() -> None:
+    query = "{ __schema { queryType { name } } }"
+    on = await build_served_schema().execute(query)
+    assert on.data == {"__schema": {"queryType": {"name": "Query"}}}
+    off = await build_served_schema(introspection=False).execute(query)
+    assert off.data is None
+    assert "introspection" in off.errors[0].message.lower()
+    assert off.errors[0].extensions == {"code": "BAD_USER_INPUT"}
+    # Everything but introspection still works.
+    assert (await build_served_schema(introspection=False).execute("{ __typename }")).data == {
+        "__typename": "Query"
+    }
