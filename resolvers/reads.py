@@ -25,6 +25,7 @@ from .lookahead import (
     descend,
     reads,
 )
+from .prefetch import plan_run, plan_session, prime
 
 SESSIONS_DEFAULT, SESSIONS_MAX = 20, 100
 ITEMS_DEFAULT, ITEMS_MAX = 100, 1000
@@ -52,7 +53,7 @@ def _explicit(info: Any, name: str) -> bool:
     """Whether the client gave argument ``name`` (a variable it left out does not count)."""
     raw = _raw(info)
     for node in raw.field_nodes:
-        for arg in node.arguments:
+        for arg in node.arguments or ():
             if arg.name.value == name:
                 if isinstance(arg.value, VariableNode):
                     return arg.value.name.value in raw.variable_values
@@ -132,8 +133,19 @@ def connection_wants(info: Any, *path: str) -> bool:
 
 
 async def session(info: Any, session_id: str) -> Doc | None:
+    """A session by id. When nested connections or runs are selected too, everything is
+    read in one aggregate and handed to the loaders the nested fields will ask."""
     ctx = _context(info)
-    return await ctx.loaders.session.load((session_id, session_fields(info)))
+    fields = session_fields(info)
+    plan = _selected(info, "plan", lambda _nodes, _fragments: plan_session(_raw(info), fields))
+    if plan is None:
+        return await ctx.loaders.session.load((session_id, fields))
+    view = await ctx.storage.sessions.read_session(session_id, plan.read, ctx.owner)
+    if view is None:
+        return None
+    prime(ctx.loaders, session_id, plan, view)
+    ctx.loaders.session.prime((session_id, fields), view.doc)
+    return view.doc
 
 
 @dataclass(slots=True)
@@ -263,6 +275,20 @@ async def session_runs(
 async def run(info: Any, session_id: str, run_id: str) -> Doc | None:
     fields = list_fields(info, RUN_READS, "run")
     return await _context(info).loaders.run.load((session_id, run_id, fields))
+
+
+async def run_with_chunks(info: Any, session_id: str, run_id: str) -> Doc | None:
+    """``Query.run``: when its chunks are selected, the run and its chunks in one read."""
+    fields = list_fields(info, RUN_READS, "run")
+    plan = _selected(info, "run-plan", lambda _n, _f: plan_run(_raw(info), run_id, fields))
+    if plan is None:
+        return await run(info, session_id, run_id)
+    ctx = _context(info)
+    view = await ctx.storage.sessions.read_session(session_id, plan.read, ctx.owner)
+    if view is None:
+        return None
+    prime(ctx.loaders, session_id, plan, view)
+    return view.runs[0]
 
 
 async def run_messages(info: Any, session_id: str, run_id: str) -> list[tuple[int, Doc]]:

@@ -45,7 +45,7 @@ class Query:
     @strawberry.field(description="null when missing or not yours")
     async def session(self, info: Info, id: ID) -> Session | None:
         doc = await reads.session(info, id)
-        return Session.from_doc(doc) if doc else None
+        return Session.from_doc(doc) if doc is not None else None
 
     @strawberry.field(description="Newest updatedAt first. `last`/`before` page backwards.")
     async def sessions(
@@ -81,8 +81,8 @@ class Query:
 
     @strawberry.field
     async def run(self, info: Info, session_id: ID, run_id: ID) -> Run | None:
-        doc = await reads.run(info, session_id, run_id)
-        return Run.from_doc(session_id, doc) if doc else None
+        doc = await reads.run_with_chunks(info, session_id, run_id)
+        return Run.from_doc(session_id, doc) if doc is not None else None
 
     @strawberry.field
     def viewer(self, info: Info) -> Viewer:

@@ -156,7 +156,7 @@ class Message:
         if self.run_id is None:
             return None
         doc = await reads.run(info, self.session_id, self.run_id)
-        return Run.from_doc(self.session_id, doc) if doc else None
+        return Run.from_doc(self.session_id, doc) if doc is not None else None
 
     @strawberry.field(
         description=(
@@ -316,7 +316,7 @@ class Session:
     @strawberry.field
     async def run(self, info: Info, id: ID) -> Run | None:
         doc = await reads.run(info, self.id, id)
-        return Run.from_doc(self.id, doc) if doc else None
+        return Run.from_doc(self.id, doc) if doc is not None else None
 
 
 @strawberry.type

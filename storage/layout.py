@@ -118,6 +118,35 @@ class RunSpec:
     chunks: ChunkSpec = ChunkSpec()
 
 
+@dataclass(frozen=True, slots=True)
+class SessionRead:
+    """Everything one request reads from one session, answered by a single aggregate.
+
+    ``messages``: windows of messages, each with the chunk filters to apply to the runs
+    of its assistant messages. ``runs``: windows of runs, each with (at most one) chunk
+    filter for every run in it. ``run_lookups``: runs by id, with their fields and
+    optional chunk filter.
+    """
+
+    fields: frozenset[str]
+    messages: tuple[tuple[MessageSpec, tuple[ChunkSpec, ...]], ...] = ()
+    runs: tuple[RunSpec, ...] = ()
+    run_lookups: tuple[tuple[str, RunSpec], ...] = ()
+
+
+@dataclass(slots=True)
+class SessionView:
+    """What a ``SessionRead`` found: the session's fields and each window or lookup, in
+    the read's order; ``chunks`` by (run id, chunk filter) for every run the windows or
+    lookups brought chunks for."""
+
+    doc: dict[str, Any]
+    message_pages: list[Page]
+    run_pages: list[Page]
+    runs: list[dict[str, Any] | None]
+    chunks: dict[tuple[str, ChunkSpec], list[dict[str, Any]]]
+
+
 @dataclass(slots=True)
 class Page:
     """A window of an embedded list: ``items`` are ``(position, item)`` pairs."""
@@ -131,14 +160,12 @@ class Page:
 # --- projection expressions ------------------------------------------------------------
 
 
-def _pick(var: str, fields: frozenset[str] | None, extra: dict[str, Any] | None = None) -> Any:
-    """``$$var`` reduced to ``fields`` (all of it when ``fields`` is None)."""
-    if fields is None and not extra:
+def _pick(var: str, fields: frozenset[str] | None, every: frozenset[str]) -> Any:
+    """``$$var`` reduced to ``fields``; as it is when they cover ``every`` stored field,
+    since listing them all costs a per-field evaluation on the server for no bytes saved."""
+    if fields is None or fields >= every:
         return f"$${var}"
-    out: dict[str, Any] = {f: f"$${var}.{f}" for f in sorted(fields or ())}
-    if extra:
-        out.update(extra)
-    return out
+    return {f: f"$${var}.{f}" for f in sorted(fields)}
 
 
 def chunk_expr(run_var: str, spec: ChunkSpec) -> dict[str, Any]:
@@ -153,20 +180,21 @@ def chunk_expr(run_var: str, spec: ChunkSpec) -> dict[str, Any]:
     source: Any = {"$ifNull": [f"$${run_var}.retrieved_context", []]}
     if conds:
         source = {"$filter": {"input": source, "as": "c", "cond": {"$and": conds}}}
-    if spec.fields is None:
+    picked = _pick("c", spec.fields, CHUNK_FIELDS)
+    if picked == "$$c":
         return source
-    return {"$map": {"input": source, "as": "c", "in": _pick("c", spec.fields)}}
+    return {"$map": {"input": source, "as": "c", "in": picked}}
 
 
 def run_item_expr(var: str, spec: RunSpec) -> Any:
     """One run reduced to ``spec.fields``; its chunks filtered and reduced by ``spec.chunks``."""
-    fields = spec.fields
-    wants_chunks = fields is None or "retrieved_context" in fields
-    if fields is None and spec.chunks == ChunkSpec():
+    fields = RUN_FIELDS if spec.fields is None else spec.fields
+    if "retrieved_context" in fields and spec.chunks == ChunkSpec() and fields >= RUN_FIELDS:
         return f"$${var}"
-    base = (fields or RUN_FIELDS) - {"retrieved_context"}
-    extra = {"retrieved_context": chunk_expr(var, spec.chunks)} if wants_chunks else None
-    return _pick(var, frozenset(base), extra)
+    out = {f: f"$${var}.{f}" for f in sorted(fields - {"retrieved_context"})}
+    if "retrieved_context" in fields:
+        out["retrieved_context"] = chunk_expr(var, spec.chunks)
+    return out
 
 
 def window_expr(
@@ -192,23 +220,10 @@ def window_expr(
             {"$max": [lo_e, {"$subtract": [hi2, window.last]}]} if window.last is not None else lo_e
         )
         size = {"$subtract": ["$$hi2", "$$lo2"]}
-        items: Any = (
-            []
-            if empty
-            else {
-                "$cond": [
-                    {"$gt": [size, 0]},
-                    {
-                        "$map": {
-                            "input": {"$slice": [src, "$$lo2", {"$max": [size, 1]}]},
-                            "as": var,
-                            "in": item,
-                        }
-                    },
-                    [],
-                ]
-            }
-        )
+        sliced: Any = {"$slice": [src, "$$lo2", {"$max": [size, 1]}]}
+        if item != f"$${var}":  # an identity $map would still visit every item
+            sliced = {"$map": {"input": sliced, "as": var, "in": item}}
+        items: Any = [] if empty else {"$cond": [{"$gt": [size, 0]}, sliced, []]}
         last_pos = {"$cond": [{"$gt": ["$$n", 0]}, {"$subtract": ["$$n", 1]}, None]}
         return {
             "$let": {
@@ -279,13 +294,78 @@ def window_expr(
 
 def message_page_expr(spec: MessageSpec) -> dict[str, Any]:
     cond = {"$in": ["$$x.v.role", list(spec.roles)]} if spec.roles is not None else None
-    return window_expr("messages", spec.window, cond, _pick("m", spec.fields), "m")
+    return window_expr("messages", spec.window, cond, _pick("m", spec.fields, MESSAGE_FIELDS), "m")
+
+
+def _assistant_run_ids(spec: MessageSpec) -> dict[str, Any]:
+    """The run ids of the assistant messages in the window bound to ``$$p``."""
+    v = "$$it" if spec.roles is None else "$$it.v"
+    assistants = {
+        "$filter": {"input": "$$p.items", "as": "it", "cond": {"$eq": [f"{v}.role", "assistant"]}}
+    }
+    return {"$map": {"input": assistants, "as": "it", "in": f"{v}.run_id"}}
+
+
+SMALL_WINDOW = 200
+
+
+def _window_size(window: Window) -> int:
+    sizes = [n for n in (window.first, window.last) if n is not None]
+    return min(sizes) if sizes else 1 << 30
+
+
+def session_read_projection(read: SessionRead) -> dict[str, Any]:
+    """The ``$project`` stage answering ``read``: fields as they are, windows as ``m<n>``
+    (``{p: page, c: [{id, c<k>: chunks}]}``) and ``r<n>``, lookups as ``x<n>`` (a list of
+    zero or one run)."""
+    proj: dict[str, Any] = {f: 1 for f in read.fields}
+    for n, (spec, chunk_specs) in enumerate(read.messages):
+        if not chunk_specs:
+            proj[f"m{n}"] = {"p": message_page_expr(spec)}
+            continue
+        item = {"id": "$$r.id"} | {f"c{k}": chunk_expr("r", cs) for k, cs in enumerate(chunk_specs)}
+        if _window_size(spec.window) > SMALL_WINDOW:
+            # A large window cites most runs: map them all rather than match each run
+            # against the window's run ids, which costs runs × ids comparisons.
+            with_chunks: Any = {
+                "p": "$$p",
+                "c": {"$map": {"input": {"$ifNull": ["$runs", []]}, "as": "r", "in": item}},
+            }
+        else:
+            # The run ids are bound once: an expression inside $filter's cond would be
+            # evaluated again for every run.
+            cited = {
+                "$filter": {
+                    "input": {"$ifNull": ["$runs", []]},
+                    "as": "r",
+                    "cond": {"$in": ["$$r.id", "$$ids"]},
+                }
+            }
+            with_chunks = {
+                "$let": {
+                    "vars": {"ids": _assistant_run_ids(spec)},
+                    "in": {"p": "$$p", "c": {"$map": {"input": cited, "as": "r", "in": item}}},
+                }
+            }
+        proj[f"m{n}"] = {"$let": {"vars": {"p": message_page_expr(spec)}, "in": with_chunks}}
+    for n, spec in enumerate(read.runs):
+        proj[f"r{n}"] = run_page_expr(spec)
+    for n, (run_id, spec) in enumerate(read.run_lookups):
+        found = {
+            "$filter": {
+                "input": {"$ifNull": ["$runs", []]},
+                "as": "r",
+                "cond": {"$eq": ["$$r.id", run_id]},
+            }
+        }
+        proj[f"x{n}"] = {"$map": {"input": found, "as": "r", "in": run_item_expr("r", spec)}}
+    return proj
 
 
 def run_messages_expr(run_ids: list[str], fields: frozenset[str] | None) -> dict[str, Any]:
     """Every message that one of ``run_ids`` added, with its position."""
     cond = {"$in": ["$$x.v.run_id", run_ids]}
-    return window_expr("messages", Window(), cond, _pick("m", fields), "m")
+    return window_expr("messages", Window(), cond, _pick("m", fields, MESSAGE_FIELDS), "m")
 
 
 def run_page_expr(spec: RunSpec) -> dict[str, Any]:

@@ -25,12 +25,15 @@ from .layout import (
     MessageSpec,
     Page,
     RunSpec,
+    SessionRead,
+    SessionView,
     Window,
     chunk_expr,
     message_page_expr,
     run_item_expr,
     run_messages_expr,
     run_page_expr,
+    session_read_projection,
     to_page,
 )
 
@@ -244,6 +247,39 @@ class SessionStore:
                 "cond": {"$in": ["$$r.id", sorted(set(run_ids))]},
             }
         }
+
+    async def read_session(
+        self, session_id: str, read: SessionRead, owner: str | None
+    ) -> SessionView | None:
+        """Everything ``read`` asks of one session, in one aggregate; ``None`` when the
+        session does not exist or is not ``owner``'s."""
+        docs = await self._project([session_id], owner, session_read_projection(read))
+        doc = docs.get(session_id)
+        if doc is None:
+            return None
+        chunks: dict[tuple[str, ChunkSpec], list[dict[str, Any]]] = {}
+        message_pages = []
+        for n, (spec, chunk_specs) in enumerate(read.messages):
+            window = doc.pop(f"m{n}", None) or {}
+            message_pages.append(to_page(window.get("p"), spec.window))
+            for run in window.get("c") or ():
+                for k, cs in enumerate(chunk_specs):
+                    chunks[(run["id"], cs)] = run.get(f"c{k}") or []
+        run_pages = []
+        for n, spec in enumerate(read.runs):
+            page = to_page(doc.pop(f"r{n}", None), spec.window)
+            if spec.fields is None or "retrieved_context" in spec.fields:
+                for _, run in page.items:
+                    chunks[(run["id"], spec.chunks)] = run.get("retrieved_context") or []
+            run_pages.append(page)
+        runs: list[dict[str, Any] | None] = []
+        for n, (_, spec) in enumerate(read.run_lookups):
+            found = doc.pop(f"x{n}", None) or []
+            run = found[0] if found else None
+            if run is not None and (spec.fields is None or "retrieved_context" in spec.fields):
+                chunks[(run["id"], spec.chunks)] = run.get("retrieved_context") or []
+            runs.append(run)
+        return SessionView(doc, message_pages, run_pages, runs, chunks)
 
     async def get_runs(
         self, requests: Sequence[tuple[str, str]], fields: frozenset[str] | None, owner: str | None

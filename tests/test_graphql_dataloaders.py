@@ -82,7 +82,7 @@ async def test_last_messages_is_a_slice_not_the_whole_document(
     commands.reset()
     data = await gql.data('{ session(id: "s") { messages(last: 1) { nodes { content } } } }')
     assert data["session"]["messages"]["nodes"] == [{"content": "a4"}]
-    assert commands.names == ["find", "aggregate"]
+    assert commands.names == ["aggregate"]  # the session and its window, in one read
     assert sum(commands.reply_bytes) < 2_000  # not the 500 kB of user messages
 
 
@@ -94,3 +94,53 @@ async def test_chunk_fields_follow_the_selection(gql: GraphQLClient, commands: C
     data = await gql.data(query, {"r": run["id"]})
     assert len(data["run"]["retrievedContext"]) == 10
     assert sum(commands.reply_bytes) < 2_000  # the 50 kB of chunk text stayed in the database
+    assert commands.names == ["aggregate"]  # the run and its chunks in one read
+
+
+async def test_a_chat_view_with_citations_is_one_command(
+    gql: GraphQLClient, commands: CommandLog
+) -> None:
+    for i in range(3):
+        await record(
+            gql,
+            sessionId="s",
+            retrievedContext=[
+                {"id": f"c{i}-{j}", "text": "t" * 1000, "score": j / 10} for j in range(3)
+            ],
+        )
+    commands.reset()
+    query = """{ session(id: "s") { title messages(last: 4) { totalCount nodes { role content
+      retrievedContext(minScore: 0.1) { id score } } }
+      runs(last: 1) { nodes { status retrievedContext { id } } } } }"""
+    data = await gql.data(query)
+    session = data["session"]
+    assert [m["role"] for m in session["messages"]["nodes"]] == [
+        "USER",
+        "ASSISTANT",
+        "USER",
+        "ASSISTANT",
+    ]
+    assert session["messages"]["nodes"][1]["retrievedContext"] == [
+        {"id": "c1-1", "score": 0.1},
+        {"id": "c1-2", "score": 0.2},
+    ]
+    assert session["messages"]["nodes"][0]["retrievedContext"] == []
+    assert session["runs"]["nodes"] == [
+        {
+            "status": "COMPLETED",
+            "retrievedContext": [{"id": "c2-0"}, {"id": "c2-1"}, {"id": "c2-2"}],
+        }
+    ]
+    assert commands.names == ["aggregate"]
+    assert sum(commands.reply_bytes) < 2_000  # no chunk text was read
+
+
+async def test_a_missing_or_foreign_session_in_one_read_is_null(
+    gql: GraphQLClient, commands: CommandLog
+) -> None:
+    commands.reset()
+    data = await gql.data(
+        '{ session(id: "nope") { messages { nodes { content } } runs { totalCount } } }'
+    )
+    assert data == {"session": None}
+    assert commands.names == ["aggregate"]

@@ -1,0 +1,233 @@
+"""One read per session: look ahead from ``session(id)`` into its nested connections and
+runs, read them all in a single aggregate, and prime the request's loaders with the
+answers, so the nested resolvers find them without another round trip.
+
+The keys primed are exactly the ones the nested resolvers compute from their own
+arguments and selections (same functions, same inputs), so a primed answer is used and a
+selection this planner does not foresee is simply loaded as usual: the plan only ever
+saves round trips, it never changes a result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    FragmentSpreadNode,
+    GraphQLObjectType,
+    GraphQLResolveInfo,
+    InlineFragmentNode,
+    Undefined,
+    VariableNode,
+    value_from_ast,
+)
+from graphql.language import FragmentDefinitionNode, SelectionSetNode
+
+from errors import BadInput
+from storage.layout import ChunkSpec, MessageSpec, RunSpec, SessionRead, SessionView
+
+from .lookahead import CHUNK_READS, CONNECTION_ITEMS, MESSAGE_READS, RUN_READS, reads
+
+Fragments = Mapping[str, FragmentDefinitionNode]
+
+
+def grouped(
+    selection_set: SelectionSetNode | None, fragments: Fragments
+) -> dict[str, list[FieldNode]]:
+    """Fields by response key (alias or name), as the executor merges them."""
+    out: dict[str, list[FieldNode]] = {}
+
+    def collect(sel_set: SelectionSetNode | None) -> None:
+        for sel in sel_set.selections if sel_set else ():
+            if isinstance(sel, FieldNode):
+                key = sel.alias.value if sel.alias else sel.name.value
+                out.setdefault(key, []).append(sel)
+            elif isinstance(sel, InlineFragmentNode):
+                collect(sel.selection_set)
+            elif isinstance(sel, FragmentSpreadNode) and sel.name.value in fragments:
+                collect(fragments[sel.name.value].selection_set)
+
+    collect(selection_set)
+    return out
+
+
+def _merged(nodes: list[FieldNode], fragments: Fragments) -> dict[str, list[FieldNode]]:
+    out: dict[str, list[FieldNode]] = {}
+    for node in nodes:
+        for key, found in grouped(node.selection_set, fragments).items():
+            out.setdefault(key, []).extend(found)
+    return out
+
+
+def arguments(
+    node: FieldNode, parent: GraphQLObjectType, variables: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The field's arguments as its resolver receives them (``None`` for those left out)."""
+    definition = parent.fields[node.name.value]
+    out: dict[str, Any] = {name: None for name in definition.args}
+    for name, arg in definition.args.items():
+        if arg.default_value is not Undefined:
+            out[name] = arg.default_value
+    for arg in node.arguments or ():
+        if isinstance(arg.value, VariableNode):
+            if arg.value.name.value in variables:
+                out[arg.name.value] = variables[arg.value.name.value]
+            continue
+        out[arg.name.value] = value_from_ast(
+            arg.value, definition.args[arg.name.value].type, variables
+        )
+    return out
+
+
+@dataclass
+class SessionPlan:
+    """The read, and for each part of it the loader key its answer is primed under."""
+
+    read: SessionRead
+    message_keys: list[MessageSpec] = field(default_factory=list)
+    run_keys: list[RunSpec] = field(default_factory=list)
+    lookup_keys: list[tuple[str, frozenset[str]]] = field(default_factory=list)
+
+
+def _chunk_specs(
+    nodes: list[FieldNode], parent: GraphQLObjectType, info: GraphQLResolveInfo
+) -> set[ChunkSpec]:
+    """The chunk filters the ``retrievedContext`` fields under ``nodes`` will ask for."""
+    specs = set()
+    for group in _merged(nodes, info.fragments).values():
+        if group[0].name.value != "retrievedContext":
+            continue
+        args = arguments(group[0], parent, info.variable_values)
+        fields = reads(_names(group, info.fragments), CHUNK_READS)
+        specs.add(
+            ChunkSpec(
+                fields=fields, included_only=bool(args["includedOnly"]), min_score=args["minScore"]
+            )
+        )
+    return specs
+
+
+def _names(nodes: list[FieldNode], fragments: Fragments) -> set[str]:
+    return {found[0].name.value for found in _merged(nodes, fragments).values()}
+
+
+def _items(group: list[FieldNode], fragments: Fragments) -> list[list[FieldNode]]:
+    """The item selections of a connection: under ``nodes`` and under ``edges.node``."""
+    out = []
+    for path in CONNECTION_ITEMS:
+        level = group
+        for name in path:
+            level = [
+                n
+                for found in _merged(level, fragments).values()
+                for n in found
+                if n.name.value == name
+            ]
+        if level:
+            out.append(level)
+    return out
+
+
+def plan_session(info: GraphQLResolveInfo, session_fields: frozenset[str]) -> SessionPlan | None:
+    """The single read for ``session(id)``'s selection, or ``None`` when it selects nothing
+    nested (then the batched ``SessionByIdLoader`` is the cheaper path)."""
+    from .reads import ITEMS_DEFAULT, ITEMS_MAX, window
+
+    schema = info.schema
+    session_type = schema.type_map["Session"]
+    message_type = schema.type_map["Message"]
+    run_type = schema.type_map["Run"]
+    assert isinstance(session_type, GraphQLObjectType)
+    assert isinstance(message_type, GraphQLObjectType)
+    assert isinstance(run_type, GraphQLObjectType)
+    fragments = info.fragments
+    messages: list[tuple[MessageSpec, tuple[ChunkSpec, ...]]] = []
+    plan = SessionPlan(SessionRead(session_fields))
+    runs: list[RunSpec] = []
+    lookups: list[tuple[str, RunSpec]] = []
+    for group in _merged(list(info.field_nodes), fragments).values():
+        name = group[0].name.value
+        if name not in ("messages", "runs", "run"):
+            continue
+        args = arguments(group[0], session_type, info.variable_values)
+        if name == "run":
+            fields = reads(_names(group, fragments), RUN_READS)
+            specs = _chunk_specs(group, run_type, info)
+            chunks = next(iter(specs)) if len(specs) == 1 else None
+            read_fields = fields | {"id", "retrieved_context"} if chunks else fields | {"id"}
+            lookups.append((args["id"], RunSpec(fields=read_fields, chunks=chunks or ChunkSpec())))
+            plan.lookup_keys.append((args["id"], fields))
+            continue
+        kind = "m" if name == "messages" else "r"
+        first, after, last, before = args["first"], args["after"], args["last"], args["before"]
+        try:
+            w = window(info, kind, first, after, last, before, ITEMS_DEFAULT, ITEMS_MAX)
+        except BadInput:
+            continue  # left to the field's own resolver, which reports it at its own path
+        items = _items(group, fragments)
+        names = set().union(*(_names(i, fragments) for i in items)) if items else set()
+        if name == "messages":
+            roles = args["roles"]
+            spec = MessageSpec(
+                window=w,
+                roles=None if roles is None else tuple(sorted({r.value for r in roles})),
+                fields=reads(names, MESSAGE_READS),
+            )
+            specs = (
+                set().union(*(_chunk_specs(i, message_type, info) for i in items))
+                if items
+                else set()
+            )
+            messages.append((spec, tuple(sorted(specs, key=repr))))
+            plan.message_keys.append(spec)
+        else:
+            statuses = args["status"]
+            spec = RunSpec(
+                window=w,
+                statuses=None if statuses is None else tuple(sorted({s.value for s in statuses})),
+                fields=reads(names, RUN_READS),
+            )
+            specs = (
+                set().union(*(_chunk_specs(i, run_type, info) for i in items)) if items else set()
+            )
+            chunks = next(iter(specs)) if len(specs) == 1 else None
+            read = spec
+            if chunks is not None:
+                read = RunSpec(
+                    spec.window, spec.statuses, spec.fields | {"id", "retrieved_context"}, chunks
+                )
+            runs.append(read)
+            plan.run_keys.append(spec)
+    if not (messages or runs or lookups):
+        return None
+    plan.read = SessionRead(session_fields, tuple(messages), tuple(runs), tuple(lookups))
+    return plan
+
+
+def plan_run(info: GraphQLResolveInfo, run_id: str, fields: frozenset[str]) -> SessionPlan | None:
+    """For ``run(sessionId, runId)`` selecting its chunks: the run and its chunks in one
+    read (a session read that looks up only that run); ``None`` otherwise."""
+    run_type = info.schema.type_map["Run"]
+    assert isinstance(run_type, GraphQLObjectType)
+    specs = _chunk_specs(list(info.field_nodes), run_type, info)
+    if len(specs) != 1:
+        return None
+    spec = RunSpec(fields=fields | {"id", "retrieved_context"}, chunks=next(iter(specs)))
+    plan = SessionPlan(SessionRead(frozenset(), run_lookups=((run_id, spec),)))
+    plan.lookup_keys.append((run_id, fields))
+    return plan
+
+
+def prime(loaders: Any, session_id: str, plan: SessionPlan, view: SessionView) -> None:
+    """Hand the answers to the loaders under the keys the nested resolvers will use."""
+    for spec, page in zip(plan.message_keys, view.message_pages, strict=True):
+        loaders.messages.prime((session_id, spec), page)
+    for spec, page in zip(plan.run_keys, view.run_pages, strict=True):
+        loaders.runs.prime((session_id, spec), page)
+    for (run_id, fields), run in zip(plan.lookup_keys, view.runs, strict=True):
+        loaders.run.prime((session_id, run_id, fields), run)
+    for (run_id, spec), chunks in view.chunks.items():
+        loaders.chunks.prime((session_id, run_id, spec), chunks)
