@@ -282,7 +282,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             requests = requests_for(ids)
             port = _free_port()
             argv = [sys.executable, "-m", "bench.server", "--uri", server.uri,
-                    "--database", DATABASE, "--port", str(port)]  # fmt: skip
+                    "--database", DATABASE, "--port", str(port),
+                    "--loop", args.loop, "--http", args.http]  # fmt: skip
             child = subprocess.Popen(argv)  # noqa: S603 - our own module, fixed argv
             try:
                 _wait_healthy(port, child)
@@ -364,6 +365,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a small version, under a minute")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of alternating requests")
+    parser.add_argument("--loop", default="auto", help="server event loop (auto: uvloop; asyncio)")
+    parser.add_argument("--http", default="auto", help="server HTTP parser (auto: httptools; h11)")
     args = parser.parse_args()
     figures = run(args)
     if args.json:

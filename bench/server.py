@@ -19,6 +19,8 @@ def main() -> None:
     parser.add_argument("--uri", required=True)
     parser.add_argument("--database", required=True)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--loop", default="auto", help="uvicorn event loop: auto (uvloop), asyncio")
+    parser.add_argument("--http", default="auto", help="uvicorn HTTP parser: auto (httptools), h11")
     args = parser.parse_args()
     settings = Settings(
         mongodb_uri=args.uri, database=args.database, data_dir=tempfile.gettempdir()
