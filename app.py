@@ -57,7 +57,9 @@ class Services:
 
     def __init__(self, settings: Settings, storage: Storage | None = None) -> None:
         self.settings = settings
-        self.schema = build_schema(introspection=settings.introspection)
+        self.schema = build_schema(
+            introspection=settings.introspection, compiled=settings.compiled_execution
+        )
         self.view = GraphQLView(self.schema, graphql_ide="graphiql", allow_queries_via_get=True)
         self._storage = storage
         self.agents = AgentRunner(settings.agents)

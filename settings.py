@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = None
     insecure_no_auth: bool = False
     introspection: bool = True
+    compiled_execution: bool = True  # off: every query through normal Strawberry execution
     log_level: str = "info"
     agents: dict[str, AgentConfig] = Field(default_factory=dict)
 

@@ -8,65 +8,74 @@ are followed; ``@skip``/``@include`` are ignored (reading a field too many is ha
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from graphql import FieldNode, FragmentSpreadNode, GraphQLResolveInfo, InlineFragmentNode
 from graphql.language import FragmentDefinitionNode, SelectionSetNode
 
-SESSION_READS: Mapping[str, tuple[str, ...]] = {
-    "id": (),
-    "userId": ("user_id",),
-    "agentId": ("agent_id",),
-    "title": ("title",),
-    "metadata": ("metadata",),
-    "createdAt": ("created_at",),
-    "updatedAt": ("updated_at",),
-    "messageCount": ("message_count",),
-    "runCount": ("run_count",),
-}
-MESSAGE_READS: Mapping[str, tuple[str, ...]] = {
-    "id": ("id",),
-    "role": ("role",),
-    "content": ("content",),
-    "createdAt": ("created_at",),
-    "runId": ("run_id",),
-    "run": ("run_id",),
-    "name": ("name",),
-    "toolCalls": ("tool_calls",),
-    "toolCallId": ("tool_call_id",),
-    "retrievedContext": ("role", "run_id"),
-}
-RUN_READS: Mapping[str, tuple[str, ...]] = {
-    "id": ("id",),
-    "sessionId": (),
-    "session": (),
-    "agentId": ("agent_id",),
-    "status": ("status",),
-    "input": ("input",),
-    "content": ("content",),
-    "error": ("error",),
-    "reasoning": ("reasoning",),
-    "usage": ("usage",),
-    "createdAt": ("created_at",),
-    "startedAt": ("started_at",),
-    "completedAt": ("completed_at",),
-    "messages": ("id",),
-    "retrievalDiagnostics": ("retrieval_diagnostics",),
-    "retrievedContext": ("id",),
-}
-CHUNK_READS: Mapping[str, tuple[str, ...]] = {
-    "id": ("id",),
-    "text": ("text",),
-    "score": ("score",),
-    "retrievalScore": ("retrieval_score",),
-    "rerankerScore": ("reranker_score",),
-    "sourceId": ("source_id",),
-    "sourceName": ("source_name",),
-    "knowledgeBaseId": ("knowledge_base_id",),
-    "kbName": ("kb_name",),
-    "indexingStrategy": ("indexing_strategy",),
-    "meta": ("meta",),
-    "includedInContext": ("included_in_context",),
-}
+# The fields that are a stored value as it is: GraphQL type → field → (stored key, the
+# value when it is absent or null). The compiled path serves these straight from documents.
+STORED: dict[str, dict[str, tuple[str, Any]]] = {
+    "Session": {
+        "id": ("_id", None), "userId": ("user_id", None), "agentId": ("agent_id", None),
+        "title": ("title", None), "metadata": ("metadata", None), "createdAt": ("created_at", None),
+        "updatedAt": ("updated_at", None), "messageCount": ("message_count", None),
+        "runCount": ("run_count", None),
+    },
+    "Message": {
+        "id": ("id", None), "role": ("role", None), "content": ("content", None),
+        "createdAt": ("created_at", None), "runId": ("run_id", None), "name": ("name", None),
+        "toolCallId": ("tool_call_id", None),
+    },
+    "ToolCall": {"id": ("id", None), "name": ("name", None), "arguments": ("arguments", None)},
+    "Run": {
+        "id": ("id", None), "agentId": ("agent_id", None), "status": ("status", None),
+        "input": ("input", None), "content": ("content", None), "error": ("error", None),
+        "createdAt": ("created_at", None), "startedAt": ("started_at", None),
+        "completedAt": ("completed_at", None),
+        "retrievalDiagnostics": ("retrieval_diagnostics", None),
+    },
+    "ReasoningConfig": {
+        "enabled": ("enabled", True), "effort": ("effort", None),
+        "budgetTokens": ("budget_tokens", None),
+    },
+    "TokenUsage": {
+        "inputTokens": ("input_tokens", None), "outputTokens": ("output_tokens", None),
+        "reasoningTokens": ("reasoning_tokens", None), "totalTokens": ("total_tokens", None),
+    },
+    "RetrievedChunk": {
+        "id": ("id", None), "text": ("text", None), "score": ("score", None),
+        "retrievalScore": ("retrieval_score", None), "rerankerScore": ("reranker_score", None),
+        "sourceId": ("source_id", None), "sourceName": ("source_name", None),
+        "knowledgeBaseId": ("knowledge_base_id", None), "kbName": ("kb_name", None),
+        "indexingStrategy": ("indexing_strategy", None), "meta": ("meta", None),
+        "includedInContext": ("included_in_context", True),
+    },
+    "Viewer": {},
+}  # fmt: skip
+
+
+def _reads(
+    type_name: str, computed: Mapping[str, tuple[str, ...]]
+) -> Mapping[str, tuple[str, ...]]:
+    """GraphQL field → the stored fields it reads (``_id`` is always read)."""
+    plain = {name: () if key == "_id" else (key,) for name, (key, _) in STORED[type_name].items()}
+    return plain | dict(computed)
+
+
+SESSION_READS = _reads("Session", {})
+MESSAGE_READS = _reads(
+    "Message",
+    {"run": ("run_id",), "toolCalls": ("tool_calls",), "retrievedContext": ("role", "run_id")},
+)
+RUN_READS = _reads(
+    "Run",
+    {
+        "sessionId": (), "session": (), "messages": ("id",), "retrievedContext": ("id",),
+        "reasoning": ("reasoning",), "usage": ("usage",),
+    },
+)  # fmt: skip
+CHUNK_READS = _reads("RetrievedChunk", {})
 
 CONNECTION_ITEMS = (("nodes",), ("edges", "node"))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import strawberry
+from graphql import specified_rules
 from strawberry import ID, UNSET, Info
 from strawberry.extensions import (
     AddValidationRules,
@@ -17,8 +18,10 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import validate_document
 
 from resolvers import agents, reads, writes
+from resolvers.compiled import CompiledExecutor
 
 from .extensions import CodedSchema
 from .inputs import CreateSessionInput, ReasoningInput, RecordRunInput, SessionFilter
@@ -156,7 +159,8 @@ LIMIT_RULES = [
 NO_INTROSPECTION_RULES = [*DisableIntrospection().validation_rules]
 
 
-def build_schema(*, introspection: bool = True) -> strawberry.Schema:
+def build_schema(*, introspection: bool = True, compiled: bool = True) -> strawberry.Schema:
+    """The schema; ``compiled`` answers the queries it can through compiled plans."""
     rules = LIMIT_RULES if introspection else LIMIT_RULES + NO_INTROSPECTION_RULES
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
@@ -164,9 +168,21 @@ def build_schema(*, introspection: bool = True) -> strawberry.Schema:
         lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=DOCUMENT_CACHE),
     ]
-    return CodedSchema(
+    schema = CodedSchema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,
         config=StrawberryConfig(scalar_map=SCALARS),
     )
+    if compiled:
+        graphql_schema = schema._schema
+        schema.compiled = CompiledExecutor(
+            graphql_schema,
+            # The rules normal execution validates with: graphql's own, then ours.
+            lambda document: validate_document(
+                graphql_schema, document, (*specified_rules, *rules)
+            ),
+            max_tokens=MAX_TOKENS,
+            cache_size=DOCUMENT_CACHE,
+        )
+    return schema

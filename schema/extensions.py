@@ -11,6 +11,7 @@ from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 from strawberry.types import ExecutionResult
 
 from errors import DatabaseUnavailable, ServiceError
+from resolvers.compiled import CompiledExecutor
 
 log = logging.getLogger("agent_sessions.graphql")
 
@@ -52,12 +53,31 @@ def coded(error: GraphQLError, request_id: str | None) -> GraphQLError:
 
 class CodedSchema(strawberry.Schema):
     """A Schema whose every result carries ``extensions.code`` on its errors, whichever
-    stage raised them (parse, validation, execution), for HTTP and REST callers alike."""
+    stage raised them (parse, validation, execution), for HTTP and REST callers alike;
+    and which answers the queries it can through compiled plans (``compiled``)."""
 
-    async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
-        result = await super().execute(*args, **kwargs)
+    compiled: CompiledExecutor | None = None
+
+    async def execute(  # type: ignore[override]
+        self,
+        query: str | None = None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any = None,
+        root_value: Any = None,
+        operation_name: str | None = None,
+        **kwargs: Any,
+    ) -> ExecutionResult:
+        if self.compiled is not None and query is not None and context_value is not None:
+            data = await self.compiled.execute(
+                query, variable_values, context_value, operation_name
+            )
+            if data is not None:
+                return ExecutionResult(data=data, errors=None, extensions={})
+        result = await super().execute(
+            query, variable_values, context_value, root_value, operation_name, **kwargs
+        )
         if result.errors:
-            request_id = getattr(kwargs.get("context_value"), "request_id", None)
+            request_id = getattr(context_value, "request_id", None)
             result.errors = [coded(e, request_id) for e in result.errors]
         return result
 

@@ -17,6 +17,12 @@ from .scalars import JSON, DateTime
 T = TypeVar("T")
 
 
+def _default(value: Any, default: Any) -> Any:
+    """A stored value, or ``default`` when it is absent or null (some servers return null
+    for a projected field the item lacks)."""
+    return default if value is None else value
+
+
 def given(value: Any) -> Any:
     """An argument the client left out (no default in the SDL) reads as ``None``."""
     return None if value is UNSET else value
@@ -111,7 +117,7 @@ class RetrievedChunk:
             kb_name=g("kb_name"),
             indexing_strategy=g("indexing_strategy"),
             meta=g("meta"),
-            included_in_context=g("included_in_context", True),
+            included_in_context=_default(g("included_in_context"), True),
         )
 
 
@@ -209,7 +215,7 @@ class Run:
             content=g("content"),
             error=g("error"),
             reasoning=ReasoningConfig(
-                enabled=r.get("enabled", True),
+                enabled=_default(r.get("enabled"), True),
                 effort=r.get("effort"),
                 budget_tokens=r.get("budget_tokens"),
             )

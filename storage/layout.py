@@ -172,7 +172,8 @@ def chunk_expr(run_var: str, spec: ChunkSpec) -> dict[str, Any]:
     """The chunks of ``$$run_var`` that ``spec`` selects, reduced to its fields."""
     conds: list[Any] = []
     if spec.included_only:
-        conds.append({"$eq": ["$$c.included_in_context", True]})
+        # Absent counts as included, as it reads (RetrievedChunk.includedInContext).
+        conds.append({"$ne": ["$$c.included_in_context", False]})
     if spec.min_score is not None:
         # A chunk without a score does not pass a score threshold.
         conds.append({"$ne": [{"$ifNull": ["$$c.score", None]}, None]})

@@ -85,10 +85,17 @@ async def storage(mongo_uri: str, commands: CommandLog) -> AsyncIterator[Storage
         await st.client.close()
 
 
+@pytest.fixture(params=[True, False], ids=["compiled", "normal"])
+def compiled(request: pytest.FixtureRequest) -> bool:
+    """Every test that builds the app runs twice: queries through compiled plans (the
+    default) and through normal Strawberry execution only."""
+    return request.param
+
+
 @pytest.fixture
-def settings(tmp_path: Any) -> Settings:
+def settings(tmp_path: Any, compiled: bool) -> Settings:
     """Open mode: every request is the administrator ``local``."""
-    return Settings(data_dir=tmp_path)
+    return Settings(data_dir=tmp_path, compiled_execution=compiled)
 
 
 @pytest.fixture

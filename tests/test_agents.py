@@ -27,8 +27,8 @@ def backend() -> Iterator[AgentBackend]:
 
 
 @pytest.fixture
-def settings(tmp_path: Any, backend: AgentBackend) -> Settings:
-    return Settings(data_dir=tmp_path, agents=agent_configs(backend))
+def settings(tmp_path: Any, backend: AgentBackend, compiled: bool) -> Settings:
+    return Settings(data_dir=tmp_path, agents=agent_configs(backend), compiled_execution=compiled)
 
 
 async def post_run(

@@ -22,8 +22,8 @@ RECORD = "mutation($i: RecordRunInput!) { recordRun(input: $i) { id sessionId } 
 
 
 @pytest.fixture
-def settings(tmp_path: Any) -> Settings:
-    return Settings(data_dir=tmp_path, admin_key=ADMIN_KEY)
+def settings(tmp_path: Any, compiled: bool) -> Settings:
+    return Settings(data_dir=tmp_path, admin_key=ADMIN_KEY, compiled_execution=compiled)
 
 
 @pytest.fixture

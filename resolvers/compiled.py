@@ -1,0 +1,763 @@
+"""Compiled execution: answer a query straight from the stored documents.
+
+graphql-core resolves every field of every object one call at a time; a 1,000-message
+session with its citations is tens of thousands of calls. For the operations this module
+knows how to serve (``session(id)``, ``run(sessionId, runId)``, ``viewer`` and what they
+select: scalars, the message and run connections, chunks, tool calls, run lookups), the
+document's selection is compiled once into Python functions that build the response
+dicts directly, and the data comes from one storage read per root field.
+
+The compiled path only answers the happy path. Anything it does not serve (mutations,
+introspection, ``sessions``, ``Message.run``, ``Run.messages``, ``@skip``/``@include`` on
+variables, …) is left to normal execution at compile time; anything that would be an
+error at run time (a bad argument, a null in a non-null field, a value a scalar refuses)
+abandons the compiled answer and normal execution runs instead, so errors are always
+the ones normal execution reports. Plans are cached by (document, operation name).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLEnumType,
+    GraphQLError,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    Undefined,
+    VariableNode,
+    parse,
+    value_from_ast,
+)
+from graphql.execution.values import get_variable_values
+
+from storage.layout import ChunkSpec, MessageSpec, Page, RunSpec, SessionRead
+
+from .cursors import position_cursor
+from .lookahead import CHUNK_READS, MESSAGE_READS, RUN_READS, SESSION_READS, STORED
+
+log = logging.getLogger("agent_sessions.compiled")
+
+Doc = dict[str, Any]
+
+
+class Unsupported(Exception):
+    """The document selects something the compiled path does not serve."""
+
+
+class Abort(Exception):
+    """At run time: this request is answered by normal execution instead."""
+
+
+# --- leaves --------------------------------------------------------------------------------------
+
+
+def _leaf(type_: GraphQLScalarType | GraphQLEnumType, non_null: bool) -> Callable[[Any], Any]:
+    """A value → its serialized form, as graphql-core completes a leaf; ``Abort`` where it
+    would raise an error."""
+    serialize = type_.serialize
+    fast: type | None = None
+    if isinstance(type_, GraphQLScalarType) and type_.name in ("String", "ID"):
+        fast = str
+    elif isinstance(type_, GraphQLScalarType) and type_.name == "Boolean":
+        fast = bool
+
+    def complete(value: Any) -> Any:
+        if value is None:
+            if non_null:
+                raise Abort
+            return None
+        if fast is not None and type(value) is fast:
+            return value
+        out = serialize(value)
+        if out is None or out is Undefined:
+            raise Abort
+        return out
+
+    return complete
+
+
+# --- field collection, as graphql-core does it ------------------------------------------------
+
+
+def _literal_flag(node: Any, name: str) -> bool | None:
+    for directive in node.directives or ():
+        if directive.name.value == name:
+            [arg] = directive.arguments
+            if isinstance(arg.value, VariableNode):
+                raise Unsupported(f"@{name} on a variable")
+            return bool(arg.value.value)  # type: ignore[attr-defined]
+    return None
+
+
+def _included(node: Any) -> bool:
+    if _literal_flag(node, "skip") is True:
+        return False
+    return _literal_flag(node, "include") is not False
+
+
+def collect(
+    type_: GraphQLObjectType,
+    selection_sets: list[SelectionSetNode],
+    fragments: Mapping[str, FragmentDefinitionNode],
+) -> OrderedDict[str, list[FieldNode]]:
+    """Fields by response key, in first-seen order, over ``selection_sets`` (merged)."""
+    out: OrderedDict[str, list[FieldNode]] = OrderedDict()
+    visited: set[str] = set()
+
+    def walk(selection_set: SelectionSetNode) -> None:
+        for sel in selection_set.selections:
+            if not _included(sel):
+                continue
+            if isinstance(sel, FieldNode):
+                key = sel.alias.value if sel.alias else sel.name.value
+                out.setdefault(key, []).append(sel)
+            elif isinstance(sel, InlineFragmentNode):
+                cond = sel.type_condition
+                if cond is None or cond.name.value == type_.name:
+                    walk(sel.selection_set)
+            elif isinstance(sel, FragmentSpreadNode):
+                if getattr(sel, "arguments", None):
+                    raise Unsupported("fragment arguments")
+                name = sel.name.value
+                if name in visited:
+                    continue
+                visited.add(name)
+                fragment = fragments.get(name)
+                if fragment is not None and fragment.type_condition.name.value == type_.name:
+                    walk(fragment.selection_set)
+
+    for selection_set in selection_sets:
+        walk(selection_set)
+    return out
+
+
+# --- the plan -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Arguments:
+    """A field instance's arguments, evaluated per request (they may use variables)."""
+
+    node: FieldNode
+    parent: GraphQLObjectType
+
+    def values(self, variables: Mapping[str, Any]) -> dict[str, Any]:
+        definition = self.parent.fields[self.node.name.value]
+        out: dict[str, Any] = {}
+        for name, arg in definition.args.items():
+            out[name] = None if arg.default_value is Undefined else arg.default_value
+        for arg in self.node.arguments or ():
+            if isinstance(arg.value, VariableNode):
+                if arg.value.name.value in variables:
+                    out[arg.name.value] = variables[arg.value.name.value]
+                continue
+            out[arg.name.value] = value_from_ast(
+                arg.value, definition.args[arg.name.value].type, variables
+            )
+        return out
+
+
+@dataclass
+class ChunkSite:
+    """A ``retrievedContext`` field instance: its chunk fields and its arguments."""
+
+    index: int
+    fields: frozenset[str]
+    args: Arguments
+
+
+@dataclass
+class Window:
+    """A ``messages`` or ``runs`` field instance of a session."""
+
+    index: int
+    kind: str  # "m" or "r"
+    args: Arguments
+    fields: frozenset[str]  # stored item fields
+    chunk_sites: list[ChunkSite]
+
+
+@dataclass
+class Lookup:
+    """A ``Session.run(id)`` (or ``Query.run``) field instance."""
+
+    index: int
+    args: Arguments
+    fields: frozenset[str]
+    chunk_sites: list[ChunkSite]
+
+
+@dataclass
+class SessionRoot:
+    """What one session object of the response needs from storage."""
+
+    fields: frozenset[str] = frozenset()
+    windows: list[Window] = field(default_factory=list)
+    lookups: list[Lookup] = field(default_factory=list)
+
+
+@dataclass
+class Root:
+    key: str
+    kind: str  # "session", "run", "viewer", "typename"
+    args: Arguments | None
+    session: SessionRoot | None
+    build: Callable[..., Any] | None
+
+
+@dataclass
+class Plan:
+    roots: list[Root]
+    sites: int  # how many chunk sites, windows and lookups the plan numbers
+
+
+class Env:
+    """One execution's data: pages, runs and chunks by site, as the reads returned them."""
+
+    __slots__ = ("caller", "chunks", "lookups", "pages", "session_id", "specs")
+
+    def __init__(self, caller: Any, size: int) -> None:
+        self.caller = caller
+        self.session_id: str = ""
+        self.pages: list[Page | None] = [None] * size
+        self.lookups: list[Doc | None] = [None] * size
+        self.specs: list[ChunkSpec | None] = [None] * size
+        self.chunks: dict[tuple[str, ChunkSpec], list[Doc]] = {}
+
+
+class Compiler:
+    """Compiles a document's operation into builder functions (Python source, compiled)."""
+
+    def __init__(
+        self, schema: GraphQLSchema, fragments: Mapping[str, FragmentDefinitionNode]
+    ) -> None:
+        self.schema = schema
+        self.fragments = fragments
+        self.counter = itertools.count()
+        self.namespace: dict[str, Any] = {
+            "Abort": Abort, "cursor": position_cursor, "EMPTY": (), "chunk_list": _chunk_list,
+            "_or": _or,
+        }  # fmt: skip
+        self.source: list[str] = []
+        self.session: SessionRoot | None = None
+
+    def _type(self, name: str) -> GraphQLObjectType:
+        t = self.schema.type_map[name]
+        assert isinstance(t, GraphQLObjectType)
+        return t
+
+    def const(self, value: Any) -> str:
+        name = f"k{next(self.counter)}"
+        self.namespace[name] = value
+        return name
+
+    def fn(self, params: str, body_expr: str) -> str:
+        name = f"f{next(self.counter)}"
+        self.source.append(f"def {name}({params}):\n    return {body_expr}\n")
+        return name
+
+    # An object's builder: ``f(src, env) -> dict``.
+    def object_builder(self, type_name: str, field_nodes: list[FieldNode]) -> str:
+        type_ = self._type(type_name)
+        selection_sets = [n.selection_set for n in field_nodes if n.selection_set]
+        entries = []
+        for key, nodes in collect(type_, selection_sets, self.fragments).items():
+            entries.append(f"{key!r}: {self.field_expr(type_, nodes)}")
+        return self.fn("src, env", "{" + ", ".join(entries) + "}")
+
+    def field_expr(self, parent: GraphQLObjectType, nodes: list[FieldNode]) -> str:
+        name = nodes[0].name.value
+        pname = parent.name
+        if name == "__typename":
+            return repr(pname)
+        if name.startswith("__"):
+            raise Unsupported("introspection")
+        definition = parent.fields.get(name)
+        if definition is None:
+            raise Unsupported(name)
+        plain = STORED.get(pname, {}).get(name)
+        if plain is not None:
+            key, default = plain
+            type_ = definition.type
+            non_null = isinstance(type_, GraphQLNonNull)
+            leaf = _leaf(type_.of_type if non_null else type_, non_null)  # type: ignore[union-attr,arg-type]
+            # A default stands in for an absent or null value, as in the types' from_doc.
+            get = f"src.get({key!r})" if default is None else f"_or({key!r}, src, {default!r})"
+            return f"{self.const(leaf)}({get})"
+        handler = getattr(self, f"_{pname}_{name}", None)
+        if handler is None:
+            raise Unsupported(f"{pname}.{name}")
+        return handler(parent, nodes)
+
+    # --- Session --------------------------------------------------------------------------
+
+    def _Session_messages(self, parent: GraphQLObjectType, nodes: list[FieldNode]) -> str:
+        return self._window(parent, nodes, "m", "Message", MESSAGE_READS)
+
+    def _Session_runs(self, parent: GraphQLObjectType, nodes: list[FieldNode]) -> str:
+        return self._window(parent, nodes, "r", "Run", RUN_READS)
+
+    def _window(
+        self, parent: GraphQLObjectType, nodes: list[FieldNode], kind: str, item_type: str,
+        table: Mapping[str, tuple[str, ...]],
+    ) -> str:  # fmt: skip
+        assert self.session is not None
+        index = next(self.counter)
+        window = Window(index, kind, Arguments(nodes[0], parent), frozenset(), [])
+        self.session.windows.append(window)
+        outer = self._current_window
+        self._current_window = window
+        try:
+            connection = self._type(f"{item_type}Connection")
+            parts = []
+            item_fields: set[str] = set()
+            for key, found in collect(
+                connection, [n.selection_set for n in nodes if n.selection_set], self.fragments
+            ).items():
+                what = found[0].name.value
+                if what == "nodes":
+                    node_fn = self.object_builder(item_type, found)
+                    item_fields |= self._reads(item_type, found, table)
+                    parts.append(f"{key!r}: [{node_fn}(item, env) for _, item in page.items]")
+                elif what == "edges":
+                    edge_fn, fields = self._edge_builder(item_type, kind, found, table)
+                    item_fields |= fields
+                    parts.append(
+                        f"{key!r}: [{edge_fn}(pos, item, env) for pos, item in page.items]"
+                    )
+                elif what == "pageInfo":
+                    parts.append(f"{key!r}: {self._page_info(found)}(page)")
+                elif what == "totalCount":
+                    parts.append(f"{key!r}: page.total")
+                elif what == "__typename":
+                    parts.append(f"{key!r}: {connection.name!r}")
+                else:
+                    raise Unsupported(what)
+            window.fields = frozenset(item_fields)
+            conn_fn = self.fn("page, env", "{" + ", ".join(parts) + "}")
+        finally:
+            self._current_window = outer
+        return f"{conn_fn}(env.pages[{index}], env)"
+
+    _current_window: Window | None = None
+
+    def _reads(
+        self, type_name: str, nodes: list[FieldNode], table: Mapping[str, tuple[str, ...]]
+    ) -> frozenset[str]:
+        type_ = self._type(type_name)
+        names = {
+            found[0].name.value
+            for found in collect(
+                type_, [n.selection_set for n in nodes if n.selection_set], self.fragments
+            ).values()
+        }
+        return frozenset(f for n in names for f in table.get(n, ()))
+
+    def _edge_builder(
+        self,
+        item_type: str,
+        kind: str,
+        nodes: list[FieldNode],
+        table: Mapping[str, tuple[str, ...]],
+    ) -> tuple[str, frozenset[str]]:
+        edge = self._type(f"{item_type}Edge")
+        parts = []
+        fields: frozenset[str] = frozenset()
+        for key, found in collect(
+            edge, [n.selection_set for n in nodes if n.selection_set], self.fragments
+        ).items():
+            what = found[0].name.value
+            if what == "cursor":
+                parts.append(f"{key!r}: cursor({kind!r}, pos)")
+            elif what == "node":
+                node_fn = self.object_builder(item_type, found)
+                fields |= self._reads(item_type, found, table)
+                parts.append(f"{key!r}: {node_fn}(item, env)")
+            elif what == "__typename":
+                parts.append(f"{key!r}: {edge.name!r}")
+            else:
+                raise Unsupported(what)
+        return self.fn("pos, item, env", "{" + ", ".join(parts) + "}"), fields
+
+    def _page_info(self, nodes: list[FieldNode]) -> str:
+        info = self._type("PageInfo")
+        parts = []
+        values = {
+            "hasNextPage": "page.has_next",
+            "hasPreviousPage": "page.has_previous",
+            "startCursor": "(cursor(KIND, page.items[0][0]) if page.items else None)",
+            "endCursor": "(cursor(KIND, page.items[-1][0]) if page.items else None)",
+            "__typename": repr("PageInfo"),
+        }
+        assert self._current_window is not None
+        kind = repr(self._current_window.kind)
+        for key, found in collect(
+            info, [n.selection_set for n in nodes if n.selection_set], self.fragments
+        ).items():
+            parts.append(f"{key!r}: {values[found[0].name.value].replace('KIND', kind)}")
+        return self.fn("page", "{" + ", ".join(parts) + "}")
+
+    def _Session_run(self, parent: GraphQLObjectType, nodes: list[FieldNode]) -> str:
+        assert self.session is not None
+        index = next(self.counter)
+        lookup = Lookup(
+            index, Arguments(nodes[0], parent), self._reads("Run", nodes, RUN_READS), []
+        )
+        self.session.lookups.append(lookup)
+        outer = self._current_lookup
+        self._current_lookup = lookup
+        try:
+            run_fn = self.object_builder("Run", nodes)
+        finally:
+            self._current_lookup = outer
+        return f"(None if (r := env.lookups[{index}]) is None else {run_fn}(r, env))"
+
+    _current_lookup: Lookup | None = None
+
+    # --- Message, Run -----------------------------------------------------------------------
+
+    def _Message_toolCalls(self, parent: GraphQLObjectType, nodes: list[FieldNode]) -> str:
+        call_fn = self.object_builder("ToolCall", nodes)
+        return f"[{call_fn}(c, env) for c in (src.get('tool_calls') or EMPTY)]"
+
+    def _chunk_site(
+        self, parent: GraphQLObjectType, nodes: list[FieldNode]
+    ) -> tuple[ChunkSite, str]:
+        site = ChunkSite(
+            next(self.counter),
+            self._reads("RetrievedChunk", nodes, CHUNK_READS),
+            Arguments(nodes[0], parent),
+        )
+        owner = self._current_lookup or self._current_window
+        if owner is None:
+            raise Unsupported("retrievedContext outside a session")
+        owner.chunk_sites.append(site)
+        return site, self.object_builder("RetrievedChunk", nodes)
+
+    def _Message_retrievedContext(self, parent: GraphQLObjectType, nodes: list[FieldNode]) -> str:
+        site, chunk_fn = self._chunk_site(parent, nodes)
+        return f"chunk_list(src, env, {site.index}, {chunk_fn}, True)"
+
+    def _Run_retrievedContext(self, parent: GraphQLObjectType, nodes: list[FieldNode]) -> str:
+        site, chunk_fn = self._chunk_site(parent, nodes)
+        return f"chunk_list(src, env, {site.index}, {chunk_fn}, False)"
+
+    def _Run_sessionId(self, parent: GraphQLObjectType, nodes: list[FieldNode]) -> str:
+        return f"{self.const(_leaf(self.schema.type_map['ID'], True))}(env.session_id)"  # type: ignore[arg-type]
+
+    def _Run_reasoning(self, parent: GraphQLObjectType, nodes: list[FieldNode]) -> str:
+        fn = self.object_builder("ReasoningConfig", nodes)
+        return f"({fn}(v, env) if (v := src.get('reasoning')) else None)"
+
+    def _Run_usage(self, parent: GraphQLObjectType, nodes: list[FieldNode]) -> str:
+        fn = self.object_builder("TokenUsage", nodes)
+        return f"({fn}(v, env) if (v := src.get('usage')) else None)"
+
+    def _Viewer_userId(self, parent: GraphQLObjectType, nodes: list[FieldNode]) -> str:
+        return f"{self.const(_leaf(self.schema.type_map['String'], False))}(env.caller.user_id)"  # type: ignore[arg-type]
+
+    def _Viewer_isAdmin(self, parent: GraphQLObjectType, nodes: list[FieldNode]) -> str:
+        return f"{self.const(_leaf(self.schema.type_map['Boolean'], True))}(env.caller.is_admin)"  # type: ignore[arg-type]
+
+    # --- roots ----------------------------------------------------------------------------------
+
+    def root(self, query: GraphQLObjectType, key: str, nodes: list[FieldNode]) -> Root:
+        name = nodes[0].name.value
+        if name == "__typename":
+            return Root(key, "typename", None, None, None)
+        if name == "viewer":
+            return Root(
+                key, "viewer", None, None, self._compiled(self.object_builder("Viewer", nodes))
+            )
+        if name == "session":
+            self.session = SessionRoot()
+            fn = self.object_builder("Session", nodes)
+            self.session.fields = self._reads("Session", nodes, SESSION_READS) | {"user_id"}
+            root = Root(
+                key, "session", Arguments(nodes[0], query), self.session, self._compiled(fn)
+            )
+            self.session = None
+            return root
+        if name == "run":
+            self.session = SessionRoot()
+            index = next(self.counter)
+            lookup = Lookup(
+                index, Arguments(nodes[0], query), self._reads("Run", nodes, RUN_READS), []
+            )
+            self.session.lookups.append(lookup)
+            self._current_lookup = lookup
+            try:
+                fn = self.object_builder("Run", nodes)
+            finally:
+                self._current_lookup = None
+            root = Root(key, "run", Arguments(nodes[0], query), self.session, self._compiled(fn))
+            self.session = None
+            return root
+        raise Unsupported(f"Query.{name}")
+
+    def _compiled(self, fn_name: str) -> Callable[..., Any]:
+        exec("\n".join(self.source), self.namespace)  # noqa: S102 - source generated above from the schema
+        self.source = []
+        return self.namespace[fn_name]
+
+
+def _or(key: str, src: Doc, default: Any) -> Any:
+    value = src.get(key)
+    return default if value is None else value
+
+
+def _chunk_list(
+    src: Doc, env: Env, site: int, build: Callable[..., Any], message: bool
+) -> list[Any]:
+    """``Message.retrievedContext`` ([] unless an assistant message of a run) and
+    ``Run.retrievedContext``: the run's chunks under this site's filter."""
+    if message:
+        run_id = src.get("run_id")
+        if src.get("role") != "assistant" or run_id is None:
+            return []
+    else:
+        run_id = src.get("id")
+    spec = env.specs[site]
+    found = env.chunks.get((run_id, spec))  # type: ignore[arg-type]
+    return [build(c, env) for c in found] if found else []
+
+
+def compile_operation(
+    schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode
+) -> Plan:
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    compiler = Compiler(schema, fragments)
+    query = schema.query_type
+    assert query is not None
+    roots = [
+        compiler.root(query, key, nodes)
+        for key, nodes in collect(query, [operation.selection_set], fragments).items()
+    ]
+    return Plan(roots, next(compiler.counter))
+
+
+# --- running a plan ---------------------------------------------------------------------------
+
+
+def _chunk_spec(site: ChunkSite, variables: Mapping[str, Any]) -> ChunkSpec:
+    args = site.args.values(variables)
+    return ChunkSpec(
+        fields=site.fields, included_only=bool(args["includedOnly"]), min_score=args["minScore"]
+    )
+
+
+def _session_read(
+    root: SessionRoot, env: Env, variables: Mapping[str, Any]
+) -> tuple[SessionRead, list[Any]]:
+    """The storage read for one session object, and where each part's answer goes."""
+    from .reads import ITEMS_DEFAULT, ITEMS_MAX, window
+
+    messages, runs, lookups, targets = [], [], [], []
+    for w in root.windows:
+        args = w.args.values(variables)
+        win = window(
+            None,
+            w.kind,
+            args["first"],
+            args["after"],
+            args["last"],
+            args["before"],
+            ITEMS_DEFAULT,
+            ITEMS_MAX,
+        )
+        specs = []
+        for site in w.chunk_sites:
+            env.specs[site.index] = spec = _chunk_spec(site, variables)
+            specs.append(spec)
+        if w.kind == "m":
+            roles = args["roles"]
+            ms = MessageSpec(
+                win, None if roles is None else tuple(sorted({r.value for r in roles})), w.fields
+            )
+            messages.append((ms, tuple(dict.fromkeys(specs))))
+            targets.append(("m", w.index, len(messages) - 1))
+        else:
+            statuses = args["status"]
+            distinct = set(specs)
+            if len(distinct) > 1:
+                raise Abort  # one run read carries one chunk filter
+            fields = w.fields | {"id", "retrieved_context"} if distinct else w.fields
+            chunks = next(iter(distinct)) if distinct else ChunkSpec()
+            statuses_t = None if statuses is None else tuple(sorted({s.value for s in statuses}))
+            runs.append(RunSpec(win, statuses_t, fields, chunks))
+            targets.append(("r", w.index, len(runs) - 1))
+    for lk in root.lookups:
+        args = lk.args.values(variables)
+        specs = set()
+        for site in lk.chunk_sites:
+            env.specs[site.index] = spec = _chunk_spec(site, variables)
+            specs.add(spec)
+        if len(specs) > 1:
+            raise Abort
+        fields = lk.fields | {"id"} | ({"retrieved_context"} if specs else set())
+        run_id = args["id"] if "id" in args else args["runId"]
+        lookups.append(
+            (run_id, RunSpec(fields=fields, chunks=next(iter(specs)) if specs else ChunkSpec()))
+        )
+        targets.append(("x", lk.index, len(lookups) - 1))
+    return SessionRead(root.fields, tuple(messages), tuple(runs), tuple(lookups)), targets
+
+
+class CompiledExecutor:
+    """Runs queries through compiled plans; ``None`` means "use normal execution"."""
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        validate: Callable[[DocumentNode], list[GraphQLError]],
+        max_tokens: int,
+        cache_size: int = 512,
+    ) -> None:
+        self.schema = schema
+        self.validate = validate
+        self.max_tokens = max_tokens
+        self.cache_size = cache_size
+        self._documents: OrderedDict[str, DocumentNode | None] = OrderedDict()
+        self._plans: OrderedDict[
+            tuple[str, str | None], tuple[OperationDefinitionNode, Plan] | None
+        ] = OrderedDict()
+        self.compiled = 0  # answers given, for tests and the benchmark
+        self.fallbacks = 0
+
+    def _document(self, query: str) -> DocumentNode | None:
+        if query in self._documents:
+            self._documents.move_to_end(query)
+            return self._documents[query]
+        try:
+            document: DocumentNode | None = parse(query, max_tokens=self.max_tokens)
+        except GraphQLError:
+            document = None
+        if document is not None and self.validate(document):
+            document = None
+        self._remember(self._documents, query, document)
+        return document
+
+    def _remember(self, cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
+        cache[key] = value
+        if len(cache) > self.cache_size:
+            cache.popitem(last=False)
+
+    def plan(
+        self, query: str, operation_name: str | None
+    ) -> tuple[OperationDefinitionNode, Plan] | None:
+        key = (query, operation_name)
+        if key in self._plans:
+            self._plans.move_to_end(key)
+            return self._plans[key]
+        found: tuple[OperationDefinitionNode, Plan] | None = None
+        document = self._document(query)
+        operation = _operation(document, operation_name) if document is not None else None
+        if operation is not None and operation.operation == OperationType.QUERY:
+            try:
+                found = (operation, compile_operation(self.schema, document, operation))  # type: ignore[arg-type]
+            except Unsupported as exc:
+                log.debug("not compiled: %s", exc)
+        self._remember(self._plans, key, found)
+        return found
+
+    async def execute(
+        self, query: str, variables: dict[str, Any] | None, context: Any, operation_name: str | None
+    ) -> dict[str, Any] | None:
+        """The response ``data``, or ``None`` when normal execution must answer."""
+        planned = self.plan(query, operation_name)
+        if planned is None:
+            return None
+        operation, plan = planned
+        coerced = get_variable_values(
+            self.schema, operation.variable_definitions or (), variables or {}
+        )
+        if isinstance(coerced, list):
+            return None
+        values = coerced.coerced
+        try:
+            data = await self._run(plan, values, context)
+        except Exception:
+            self.fallbacks += 1
+            return None
+        self.compiled += 1
+        return data
+
+    async def _run(self, plan: Plan, variables: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        storage, owner = context.storage, context.owner
+        # Sessions asked only for their own fields (aliases side by side): one find for all.
+        flat = [
+            r
+            for r in plan.roots
+            if r.kind == "session" and not (r.session.windows or r.session.lookups)
+        ]  # type: ignore[union-attr]
+        found: dict[str, Doc] = {}
+        if flat:
+            ids = [r.args.values(variables)["id"] for r in flat]  # type: ignore[union-attr]
+            fields = frozenset().union(*(r.session.fields for r in flat))  # type: ignore[union-attr]
+            found = await storage.sessions.get_sessions(ids, fields, owner)
+        flat_roots = {id(r) for r in flat}
+        for root in plan.roots:
+            if id(root) in flat_roots:
+                assert root.args is not None and root.build is not None
+                doc = found.get(root.args.values(variables)["id"])
+                data[root.key] = (
+                    None if doc is None else root.build(doc, Env(context.caller, plan.sites))
+                )
+                continue
+            if root.kind == "typename":
+                data[root.key] = "Query"
+                continue
+            env = Env(context.caller, plan.sites)
+            if root.kind == "viewer":
+                assert root.build is not None
+                data[root.key] = root.build(None, env)
+                continue
+            assert root.session is not None and root.args is not None and root.build is not None
+            args = root.args.values(variables)
+            session_id = args["id"] if root.kind == "session" else args["sessionId"]
+            env.session_id = session_id
+            read, targets = _session_read(root.session, env, variables)
+            view = await storage.sessions.read_session(session_id, read, owner)
+            if view is None:
+                data[root.key] = None
+                continue
+            for kind, index, n in targets:
+                if kind == "m":
+                    env.pages[index] = view.message_pages[n]
+                elif kind == "r":
+                    env.pages[index] = view.run_pages[n]
+                else:
+                    env.lookups[index] = view.runs[n]
+            env.chunks = view.chunks
+            if root.kind == "session":
+                data[root.key] = root.build(view.doc, env)
+            else:
+                run = view.runs[0]
+                data[root.key] = None if run is None else root.build(run, env)
+        return data
+
+
+def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if name is None:
+        return operations[0] if len(operations) == 1 else None
+    return next((op for op in operations if op.name and op.name.value == name), None)
