@@ -42,14 +42,14 @@ from graphql import (
     Undefined,
     VariableNode,
     parse,
-    value_from_ast,
 )
 from graphql.execution.values import get_variable_values
 
-from storage.layout import ChunkSpec, MessageSpec, Page, RunSpec, SessionRead
+from storage.layout import ChunkSpec, Page, RunSpec, SessionRead
 
 from .cursors import position_cursor
 from .lookahead import CHUNK_READS, MESSAGE_READS, RUN_READS, SESSION_READS, STORED
+from .specs import argument_values, chunk_spec, message_spec, run_spec
 
 log = logging.getLogger("agent_sessions.compiled")
 
@@ -169,19 +169,7 @@ class Arguments:
     parent: GraphQLObjectType
 
     def values(self, variables: Mapping[str, Any]) -> dict[str, Any]:
-        definition = self.parent.fields[self.node.name.value]
-        out: dict[str, Any] = {}
-        for name, arg in definition.args.items():
-            out[name] = None if arg.default_value is Undefined else arg.default_value
-        for arg in self.node.arguments or ():
-            if isinstance(arg.value, VariableNode):
-                if arg.value.name.value in variables:
-                    out[arg.name.value] = variables[arg.value.name.value]
-                continue
-            out[arg.name.value] = value_from_ast(
-                arg.value, definition.args[arg.name.value].type, variables
-            )
-        return out
+        return argument_values(self.node, self.parent, variables)
 
 
 @dataclass
@@ -575,66 +563,41 @@ def compile_operation(
 # --- running a plan ---------------------------------------------------------------------------
 
 
-def _chunk_spec(site: ChunkSite, variables: Mapping[str, Any]) -> ChunkSpec:
-    args = site.args.values(variables)
-    return ChunkSpec(
-        fields=site.fields, included_only=bool(args["includedOnly"]), min_score=args["minScore"]
-    )
-
-
 def _session_read(
     root: SessionRoot, env: Env, variables: Mapping[str, Any]
 ) -> tuple[SessionRead, list[Any]]:
     """The storage read for one session object, and where each part's answer goes."""
-    from .reads import ITEMS_DEFAULT, ITEMS_MAX, window
-
     messages, runs, lookups, targets = [], [], [], []
+
+    def chunk_specs(sites: list[ChunkSite]) -> list[ChunkSpec]:
+        specs = []
+        for site in sites:
+            env.specs[site.index] = spec = chunk_spec(site.args.values(variables), site.fields)
+            specs.append(spec)
+        return list(dict.fromkeys(specs))
+
     for w in root.windows:
         args = w.args.values(variables)
-        win = window(
-            None,
-            w.kind,
-            args["first"],
-            args["after"],
-            args["last"],
-            args["before"],
-            ITEMS_DEFAULT,
-            ITEMS_MAX,
-        )
-        specs = []
-        for site in w.chunk_sites:
-            env.specs[site.index] = spec = _chunk_spec(site, variables)
-            specs.append(spec)
+        specs = chunk_specs(w.chunk_sites)
         if w.kind == "m":
-            roles = args["roles"]
-            ms = MessageSpec(
-                win, None if roles is None else tuple(sorted({r.value for r in roles})), w.fields
-            )
-            messages.append((ms, tuple(dict.fromkeys(specs))))
+            messages.append((message_spec(args, w.fields), tuple(specs)))
             targets.append(("m", w.index, len(messages) - 1))
+            continue
+        if len(specs) > 1:
+            raise Abort  # one run read carries one chunk filter
+        if specs:
+            runs.append(run_spec(args, w.fields | {"id", "retrieved_context"}, specs[0]))
         else:
-            statuses = args["status"]
-            distinct = set(specs)
-            if len(distinct) > 1:
-                raise Abort  # one run read carries one chunk filter
-            fields = w.fields | {"id", "retrieved_context"} if distinct else w.fields
-            chunks = next(iter(distinct)) if distinct else ChunkSpec()
-            statuses_t = None if statuses is None else tuple(sorted({s.value for s in statuses}))
-            runs.append(RunSpec(win, statuses_t, fields, chunks))
-            targets.append(("r", w.index, len(runs) - 1))
+            runs.append(run_spec(args, w.fields))
+        targets.append(("r", w.index, len(runs) - 1))
     for lk in root.lookups:
         args = lk.args.values(variables)
-        specs = set()
-        for site in lk.chunk_sites:
-            env.specs[site.index] = spec = _chunk_spec(site, variables)
-            specs.add(spec)
+        specs = chunk_specs(lk.chunk_sites)
         if len(specs) > 1:
             raise Abort
         fields = lk.fields | {"id"} | ({"retrieved_context"} if specs else set())
         run_id = args["id"] if "id" in args else args["runId"]
-        lookups.append(
-            (run_id, RunSpec(fields=fields, chunks=next(iter(specs)) if specs else ChunkSpec()))
-        )
+        lookups.append((run_id, RunSpec(fields=fields, chunks=specs[0] if specs else ChunkSpec())))
         targets.append(("x", lk.index, len(lookups) - 1))
     return SessionRead(root.fields, tuple(messages), tuple(runs), tuple(lookups)), targets
 

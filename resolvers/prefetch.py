@@ -20,9 +20,6 @@ from graphql import (
     GraphQLObjectType,
     GraphQLResolveInfo,
     InlineFragmentNode,
-    Undefined,
-    VariableNode,
-    value_from_ast,
 )
 from graphql.language import FragmentDefinitionNode, SelectionSetNode
 
@@ -30,6 +27,7 @@ from errors import BadInput
 from storage.layout import ChunkSpec, MessageSpec, RunSpec, SessionRead, SessionView
 
 from .lookahead import CHUNK_READS, CONNECTION_ITEMS, MESSAGE_READS, RUN_READS, reads
+from .specs import argument_values, chunk_spec, message_spec, run_spec
 
 Fragments = Mapping[str, FragmentDefinitionNode]
 
@@ -62,26 +60,6 @@ def _merged(nodes: list[FieldNode], fragments: Fragments) -> dict[str, list[Fiel
     return out
 
 
-def arguments(
-    node: FieldNode, parent: GraphQLObjectType, variables: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The field's arguments as its resolver receives them (``None`` for those left out)."""
-    definition = parent.fields[node.name.value]
-    out: dict[str, Any] = {name: None for name in definition.args}
-    for name, arg in definition.args.items():
-        if arg.default_value is not Undefined:
-            out[name] = arg.default_value
-    for arg in node.arguments or ():
-        if isinstance(arg.value, VariableNode):
-            if arg.value.name.value in variables:
-                out[arg.name.value] = variables[arg.value.name.value]
-            continue
-        out[arg.name.value] = value_from_ast(
-            arg.value, definition.args[arg.name.value].type, variables
-        )
-    return out
-
-
 @dataclass
 class SessionPlan:
     """The read, and for each part of it the loader key its answer is primed under."""
@@ -100,13 +78,8 @@ def _chunk_specs(
     for group in _merged(nodes, info.fragments).values():
         if group[0].name.value != "retrievedContext":
             continue
-        args = arguments(group[0], parent, info.variable_values)
-        fields = reads(_names(group, info.fragments), CHUNK_READS)
-        specs.add(
-            ChunkSpec(
-                fields=fields, included_only=bool(args["includedOnly"]), min_score=args["minScore"]
-            )
-        )
+        args = argument_values(group[0], parent, info.variable_values)
+        specs.add(chunk_spec(args, reads(_names(group, info.fragments), CHUNK_READS)))
     return specs
 
 
@@ -134,7 +107,6 @@ def _items(group: list[FieldNode], fragments: Fragments) -> list[list[FieldNode]
 def plan_session(info: GraphQLResolveInfo, session_fields: frozenset[str]) -> SessionPlan | None:
     """The single read for ``session(id)``'s selection, or ``None`` when it selects nothing
     nested (then the batched ``SessionByIdLoader`` is the cheaper path)."""
-    from .reads import ITEMS_DEFAULT, ITEMS_MAX, window
 
     schema = info.schema
     session_type = schema.type_map["Session"]
@@ -152,7 +124,7 @@ def plan_session(info: GraphQLResolveInfo, session_fields: frozenset[str]) -> Se
         name = group[0].name.value
         if name not in ("messages", "runs", "run"):
             continue
-        args = arguments(group[0], session_type, info.variable_values)
+        args = argument_values(group[0], session_type, info.variable_values)
         if name == "run":
             fields = reads(_names(group, fragments), RUN_READS)
             specs = _chunk_specs(group, run_type, info)
@@ -161,44 +133,26 @@ def plan_session(info: GraphQLResolveInfo, session_fields: frozenset[str]) -> Se
             lookups.append((args["id"], RunSpec(fields=read_fields, chunks=chunks or ChunkSpec())))
             plan.lookup_keys.append((args["id"], fields))
             continue
-        kind = "m" if name == "messages" else "r"
-        first, after, last, before = args["first"], args["after"], args["last"], args["before"]
-        try:
-            w = window(info, kind, first, after, last, before, ITEMS_DEFAULT, ITEMS_MAX)
-        except BadInput:
-            continue  # left to the field's own resolver, which reports it at its own path
         items = _items(group, fragments)
         names = set().union(*(_names(i, fragments) for i in items)) if items else set()
+        item_type = message_type if name == "messages" else run_type
+        specs = set().union(*(_chunk_specs(i, item_type, info) for i in items)) if items else set()
+        try:
+            if name == "messages":
+                spec = message_spec(args, reads(names, MESSAGE_READS))
+            else:
+                spec = run_spec(args, reads(names, RUN_READS))
+        except BadInput:
+            continue  # left to the field's own resolver, which reports it at its own path
         if name == "messages":
-            roles = args["roles"]
-            spec = MessageSpec(
-                window=w,
-                roles=None if roles is None else tuple(sorted({r.value for r in roles})),
-                fields=reads(names, MESSAGE_READS),
-            )
-            specs = (
-                set().union(*(_chunk_specs(i, message_type, info) for i in items))
-                if items
-                else set()
-            )
             messages.append((spec, tuple(sorted(specs, key=repr))))
             plan.message_keys.append(spec)
         else:
-            statuses = args["status"]
-            spec = RunSpec(
-                window=w,
-                statuses=None if statuses is None else tuple(sorted({s.value for s in statuses})),
-                fields=reads(names, RUN_READS),
-            )
-            specs = (
-                set().union(*(_chunk_specs(i, run_type, info) for i in items)) if items else set()
-            )
             chunks = next(iter(specs)) if len(specs) == 1 else None
             read = spec
             if chunks is not None:
-                read = RunSpec(
-                    spec.window, spec.statuses, spec.fields | {"id", "retrieved_context"}, chunks
-                )
+                fields = (spec.fields or frozenset()) | {"id", "retrieved_context"}
+                read = RunSpec(spec.window, spec.statuses, fields, chunks)
             runs.append(read)
             plan.run_keys.append(spec)
     if not (messages or runs or lookups):

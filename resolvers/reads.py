@@ -10,11 +10,11 @@ from typing import Any
 from graphql import GraphQLResolveInfo, VariableNode
 
 from errors import BadInput
-from storage.layout import ChunkSpec, MessageSpec, Page, RunSpec, Window
+from storage.layout import Page
 from storage.sessions import SessionFilter
 
 from .context import Context
-from .cursors import decode_position, decode_session_cursor
+from .cursors import decode_session_cursor
 from .lookahead import (
     CHUNK_READS,
     CONNECTION_ITEMS,
@@ -26,9 +26,9 @@ from .lookahead import (
     reads,
 )
 from .prefetch import plan_run, plan_session, prime
+from .specs import bounded, chunk_spec, message_spec, run_spec
 
 SESSIONS_DEFAULT, SESSIONS_MAX = 20, 100
-ITEMS_DEFAULT, ITEMS_MAX = 100, 1000
 PAGE_SIZE_MAX = 100
 PAGE_MAX = 1_000_000
 
@@ -44,11 +44,6 @@ def _context(info: Any) -> Context:
     return info.context
 
 
-def _count(name: str, value: int | None, bound: int) -> None:
-    if value is not None and not 0 <= value <= bound:
-        raise BadInput(f"{name} must be between 0 and {bound}, got {value}")
-
-
 def _explicit(info: Any, name: str) -> bool:
     """Whether the client gave argument ``name`` (a variable it left out does not count)."""
     raw = _raw(info)
@@ -59,28 +54,6 @@ def _explicit(info: Any, name: str) -> bool:
                     return arg.value.name.value in raw.variable_values
                 return True
     return False
-
-
-def window(
-    info: Any,
-    kind: str,
-    first: int | None,
-    after: str | None,
-    last: int | None,
-    before: str | None,
-    default: int,
-    bound: int,
-) -> Window:
-    """Check connection arguments and turn them into a window over positions."""
-    _count("first", first, bound)
-    _count("last", last, bound)
-    a, b = decode_position(kind, after), decode_position(kind, before)
-    if first is None and last is None:
-        if before is not None and after is None:
-            last = default
-        else:
-            first = default
-    return Window(first=first, after=a, last=last, before=b)
 
 
 # --- look-ahead: the stored fields a selection reads --------------------------------------
@@ -178,8 +151,8 @@ async def sessions(
     """A keyset page of sessions, newest ``updatedAt`` first."""
     ctx = _context(info)
     store, owner = ctx.storage.sessions, ctx.owner
-    _count("first", first, SESSIONS_MAX)
-    _count("last", last, SESSIONS_MAX)
+    bounded("first", first, SESSIONS_MAX)
+    bounded("last", last, SESSIONS_MAX)
     if last is not None and not _explicit(info, "first"):
         first = None  # `first` has a default; `last` alone pages backwards
     a, b = decode_session_cursor(after), decode_session_cursor(before)
@@ -234,40 +207,16 @@ async def session_page(info: Any, filt: Any | None, page: int, size: int) -> tup
 # --- messages and runs of a session --------------------------------------------------------
 
 
-async def session_messages(
-    info: Any,
-    session_id: str,
-    first: int | None,
-    after: str | None,
-    last: int | None,
-    before: str | None,
-    roles: list[Any] | None,
-) -> Page:
-    w = window(info, "m", first, after, last, before, ITEMS_DEFAULT, ITEMS_MAX)
-    spec = MessageSpec(
-        window=w,
-        roles=None if roles is None else tuple(sorted({r.value for r in roles})),
-        fields=item_fields(info, MESSAGE_READS, "messages"),
-    )
+async def session_messages(info: Any, session_id: str, args: dict[str, Any]) -> Page:
+    """``Session.messages``: a window of the session's messages, through the loader."""
+    spec = message_spec(args, item_fields(info, MESSAGE_READS, "messages"))
     page = await _context(info).loaders.messages.load((session_id, spec))
     return page or Page([], 0, False, False)
 
 
-async def session_runs(
-    info: Any,
-    session_id: str,
-    first: int | None,
-    after: str | None,
-    last: int | None,
-    before: str | None,
-    status: list[Any] | None,
-) -> Page:
-    w = window(info, "r", first, after, last, before, ITEMS_DEFAULT, ITEMS_MAX)
-    spec = RunSpec(
-        window=w,
-        statuses=None if status is None else tuple(sorted({s.value for s in status})),
-        fields=item_fields(info, RUN_READS, "runs"),
-    )
+async def session_runs(info: Any, session_id: str, args: dict[str, Any]) -> Page:
+    """``Session.runs``: a window of the session's runs, through the loader."""
+    spec = run_spec(args, item_fields(info, RUN_READS, "runs"))
     page = await _context(info).loaders.runs.load((session_id, spec))
     return page or Page([], 0, False, False)
 
@@ -296,16 +245,9 @@ async def run_messages(info: Any, session_id: str, run_id: str) -> list[tuple[in
     return await _context(info).loaders.run_messages.load((session_id, run_id, fields))
 
 
-def chunk_spec(info: Any, included_only: bool, min_score: float | None) -> ChunkSpec:
-    return ChunkSpec(
-        fields=list_fields(info, CHUNK_READS, "chunks"),
-        included_only=bool(included_only),
-        min_score=min_score,
-    )
-
-
 async def run_chunks(
     info: Any, session_id: str, run_id: str, included_only: bool, min_score: float | None
 ) -> list[Doc]:
-    spec = chunk_spec(info, included_only, min_score)
+    args = {"includedOnly": included_only, "minScore": min_score}
+    spec = chunk_spec(args, list_fields(info, CHUNK_READS, "chunks"))
     return await _context(info).loaders.chunks.load((session_id, run_id, spec)) or []

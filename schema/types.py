@@ -299,9 +299,9 @@ class Session:
         before: str | None = UNSET,
         roles: list[Role] | None = UNSET,
     ) -> Connection[Message]:
-        page = await reads.session_messages(
-            info, self.id, given(first), given(after), given(last), given(before), given(roles)
-        )
+        args = {"first": given(first), "after": given(after), "last": given(last),
+                "before": given(before), "roles": given(roles)}  # fmt: skip
+        page = await reads.session_messages(info, self.id, args)
         return message_connection(self.id, page)
 
     @strawberry.field
@@ -314,9 +314,9 @@ class Session:
         before: str | None = UNSET,
         status: list[RunStatus] | None = UNSET,
     ) -> Connection[Run]:
-        page = await reads.session_runs(
-            info, self.id, given(first), given(after), given(last), given(before), given(status)
-        )
+        args = {"first": given(first), "after": given(after), "last": given(last),
+                "before": given(before), "status": given(status)}  # fmt: skip
+        page = await reads.session_runs(info, self.id, args)
         return run_connection(self.id, page)
 
     @strawberry.field

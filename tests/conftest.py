@@ -224,3 +224,16 @@ def live_settings(mongo_uri: str, tmp_path: Any, **overrides: Any) -> Settings:
     return Settings(
         mongodb_uri=mongo_uri, database=f"t_{uuid.uuid4().hex[:16]}", data_dir=tmp_path, **overrides
     )
+
+
+def curl(server: LiveServer, command: str) -> tuple[int, str]:
+    """Run a curl command from the reference documents as written, pointed at ``server``
+    instead of localhost:8080; the status and the body."""
+    import shlex
+    import subprocess
+
+    argv = shlex.split(command.replace("http://localhost:8080", server.url))
+    argv[1:1] = ["-sS", "-w", "\n%{http_code}"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True).stdout
+    body, _, status = out.rpartition("\n")
+    return int(status), body

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shlex
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +15,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from settings import Settings
 
 from .agent_servers import SYSTEM_PROMPT, AgentBackend, agent_configs, echo_chat, slow
-from .conftest import GraphQLClient, LiveServer, live_settings, record
+from .conftest import GraphQLClient, LiveServer, curl, live_settings, record
 
 
 @pytest.fixture
@@ -38,14 +36,6 @@ async def post_run(
 
 
 # --- the guide's multi-turn example, verbatim ---------------------------------------------
-
-
-def curl(server: LiveServer, command: str) -> tuple[int, str]:
-    argv = shlex.split(command.replace("http://localhost:8080", server.url))
-    argv[1:1] = ["-sS", "-w", "\n%{http_code}"]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True).stdout
-    body, _, status = out.rpartition("\n")
-    return int(status), body
 
 
 def test_seed_004_multi_turn_example(mongo_uri: str, tmp_path: Any, backend: AgentBackend) -> None:

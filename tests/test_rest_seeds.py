@@ -4,15 +4,13 @@
 from __future__ import annotations
 
 import json
-import shlex
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 
-from .conftest import LiveServer, live_settings
+from .conftest import LiveServer, curl, live_settings
 
 SESSION = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
 ADMIN_KEY = "seed-admin-key-for-tests"
@@ -90,15 +88,6 @@ def open_server(mongo_uri: str, tmp_path: Any) -> Iterator[LiveServer]:
     with LiveServer(live_settings(mongo_uri, tmp_path)) as server:
         _seed_004(server)
         yield server
-
-
-def curl(server: LiveServer, command: str) -> tuple[int, str]:
-    """Run a curl command from the guide as written, pointed at the live server."""
-    argv = shlex.split(command.replace("http://localhost:8080", server.url))
-    argv[1:1] = ["-sS", "-w", "\n%{http_code}"]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True).stdout
-    body, _, status = out.rpartition("\n")
-    return int(status), body
 
 
 def test_seed_004_listing_sessions(open_server: LiveServer) -> None:
