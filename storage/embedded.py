@@ -12,6 +12,7 @@ connects to the recorded address instead of opening the files a second time.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import json
 import logging
@@ -101,6 +102,7 @@ class EmbeddedServer:
                 proc.wait()
         if self.owner:
             (self.data_dir / "server.json").unlink(missing_ok=True)
+            atexit.unregister(self.stop)
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -192,7 +194,9 @@ def _spawn(data_dir: Path, executable: str, lock_fd: int, timeout: float) -> Emb
     port = None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise EmbeddedServerError(f"the embedded database {server.exit_reason()}")
+            raise EmbeddedServerError(
+                f"the embedded database {server.exit_reason()}{_orphan_hint(data_dir)}"
+            )
         match = _LISTENING.search(log_path.read_bytes())
         if match:
             port = int(match.group(2))
@@ -208,10 +212,26 @@ def _spawn(data_dir: Path, executable: str, lock_fd: int, timeout: float) -> Emb
         json.dumps({"pid": os.getpid(), "child_pid": proc.pid, "host": "127.0.0.1", "port": port})
     )
     tmp.replace(data_dir / "server.json")
+    # A process that ends without stopping it (an unhandled error) still stops the child.
+    atexit.register(server.stop)
     server._watcher = threading.Thread(target=server._watch, name="secantusd-watch", daemon=True)
     server._watcher.start()
     log.info("embedded database listening on 127.0.0.1:%d, data in %s", port, db_dir)
     return server
+
+
+def _orphan_hint(data_dir: Path) -> str:
+    """When an earlier run was killed without stopping its child, the child still holds the
+    files: say which process to stop."""
+    try:
+        child = int(json.loads((data_dir / "server.json").read_text())["child_pid"])
+        os.kill(child, 0)
+    except (OSError, ValueError, KeyError):
+        return ""
+    return (
+        f"\nan embedded database left running by an earlier agent-sessions (pid {child}) "
+        f"still holds {data_dir}; stop it (kill {child}) and start again"
+    )
 
 
 def _uri(host: str, port: int) -> str:

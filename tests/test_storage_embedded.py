@@ -99,3 +99,67 @@ async def test_healthz_is_503_when_the_child_dies(tmp_path: Path) -> None:
         assert response.status_code == 503
         assert "exited with code" in response.json()["error"]
     await storage.close()
+
+
+def test_a_database_orphaned_by_a_killed_server_is_named(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    # A process that starts the embedded database and is then killed outright, so it
+    # never stops its child (which keeps the WiredTiger files locked).
+    script = (
+        "import sys, time; from pathlib import Path; from storage.embedded import start_embedded; "
+        "start_embedded(Path(sys.argv[1])); print('up', flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
+        child = json.loads((tmp_path / "server.json").read_text())["child_pid"]
+        proc.kill()
+        proc.wait()
+        with pytest.raises(EmbeddedServerError, match=f"kill {child}"):
+            start_embedded(tmp_path)
+    finally:
+        proc.kill()
+        record = tmp_path / "server.json"
+        if record.exists():
+            os.kill(json.loads(record.read_text())["child_pid"], signal.SIGTERM)
+
+
+def test_a_process_that_fails_without_stopping_still_stops_its_database(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import sys, json; from pathlib import Path; from storage.embedded import start_embedded; "
+        "start_embedded(Path(sys.argv[1])); "
+        "print(json.loads((Path(sys.argv[1]) / 'server.json').read_text())['child_pid'], flush=True); "
+        "raise RuntimeError('crash')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "RuntimeError: crash" in result.stderr
+    child = int(result.stdout.strip())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child, 9)
+        raise AssertionError("the embedded database outlived the process that started it")
+    start_embedded(tmp_path).stop()  # and the directory is free again
