@@ -7,6 +7,7 @@ and closes it. Every error a client can see is JSON; no stack trace leaves the p
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -30,7 +31,7 @@ from rest.routes import SESSION_NOT_FOUND
 from rest.routes import routes as rest_routes
 from schema import build_schema
 from settings import Settings
-from storage import Storage
+from storage import EmbeddedServer, Storage
 
 log = logging.getLogger("agent_sessions")
 
@@ -98,8 +99,43 @@ async def healthz(request: Request) -> Response:
     ok, reason = await request.app.state.services.storage.healthy()
     if ok:
         return JSONResponse({"status": "ok"})
+    # Why stays in the server's log: /healthz answers without a key.
     log.error("health check failed: %s", reason)
-    return JSONResponse({"status": "unavailable", "error": reason}, status_code=503)
+    return JSONResponse({"status": "unavailable"}, status_code=503)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or address, no port) is this machine's loopback."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_name(header: bytes) -> str:
+    host = header.decode("latin-1").strip().lower()
+    if host.startswith("["):  # [::1]:8080
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class LoopbackOnly:
+    """Open mode answers only requests addressed to a loopback name: a web page elsewhere
+    that rebinds its own domain to 127.0.0.1 cannot read or write through the browser."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = dict(scope["headers"]).get(b"host", b"")
+            if not is_loopback(_host_name(host)):
+                message = "without an admin key this server answers only loopback host names"
+                await error_response(message, 421)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class BodyLimit:
@@ -172,27 +208,37 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return error_response("internal server error", 500)
 
 
-def build_app(settings: Settings, storage: Storage | None = None) -> Starlette:
+def build_app(
+    settings: Settings, storage: Storage | None = None, embedded: EmbeddedServer | None = None
+) -> Starlette:
     """The application. With ``storage`` given (tests, benchmarks) the lifespan uses it
-    as it is and leaves closing it to the caller."""
+    as it is and leaves closing it to the caller. With ``embedded`` (``serve`` starts it
+    first, so a busy data directory is a clean error), the lifespan connects to it and its
+    starter stops it; otherwise the lifespan opens storage (starting the embedded
+    database when no MongoDB URI is set) and closes it."""
     services = Services(settings, storage)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         owned = services._storage is None
-        if owned:
+        if owned and embedded is not None:
+            services._storage = await Storage.connect(
+                embedded.uri, settings.database, embedded=embedded
+            )
+        elif owned:
             services._storage = await Storage.open(
                 mongodb_uri=settings.mongodb_uri,
                 database=settings.database,
                 data_dir=settings.data_dir,
                 secantusd=settings.secantusd,
+                join=False,  # a server never runs on a database another process may stop
             )
         try:
             yield
         finally:
             await services.agents.aclose()
             if owned and services._storage is not None:
-                await services._storage.close()
+                await services._storage.close(stop_embedded=embedded is None)
                 services._storage = None
 
     routes = [
@@ -208,4 +254,6 @@ def build_app(settings: Settings, storage: Storage | None = None) -> Starlette:
     app.router.redirect_slashes = False  # a redirect is never the answer to an API call
     app.state.services = services
     app.add_middleware(BodyLimit)
+    if not settings.auth_enabled and not settings.insecure_no_auth:
+        app.add_middleware(LoopbackOnly)
     return app

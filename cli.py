@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import logging
 import sys
 from collections.abc import Sequence
@@ -14,6 +13,7 @@ from pydantic import ValidationError
 
 from settings import Settings, load_settings
 from storage import EmbeddedServerError, Storage
+from storage.embedded import start_embedded
 
 log = logging.getLogger("agent_sessions")
 
@@ -53,19 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def serve(settings: Settings) -> int:
     import uvicorn
 
-    from app import build_app
+    from app import build_app, is_loopback
 
     if not settings.auth_enabled:
         if not is_loopback(settings.host) and not settings.insecure_no_auth:
@@ -82,13 +73,22 @@ def serve(settings: Settings) -> int:
             if not is_loopback(settings.host)
             else "",
         )
-    uvicorn.run(
-        build_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        lifespan="on",
-    )
+    embedded = None
+    if settings.mongodb_uri is None:
+        # Started here rather than in the app's lifespan, so a busy or broken data
+        # directory is one clear line, not a startup traceback.
+        embedded = start_embedded(settings.data_dir, settings.secantusd, join=False, wait=15)
+    try:
+        uvicorn.run(
+            build_app(settings, embedded=embedded),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            lifespan="on",
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
     return 0
 
 

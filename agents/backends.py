@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -47,12 +47,17 @@ class ReplyMessage(_Lenient):
     tool_call_id: str | None = None
 
 
+# What the API can serve back: GraphQL's Int is 32 bits, and JSON has no NaN or infinity.
+Score = Annotated[float, Field(allow_inf_nan=False)]
+Tokens = Annotated[int, Field(ge=0, le=2**31 - 1)]
+
+
 class ReplyChunk(_Lenient):
     id: str = Field(min_length=1)
     text: str
-    score: float | None = None
-    retrieval_score: float | None = None
-    reranker_score: float | None = None
+    score: Score | None = None
+    retrieval_score: Score | None = None
+    reranker_score: Score | None = None
     source_id: str | None = None
     source_name: str | None = None
     knowledge_base_id: str | None = None
@@ -63,10 +68,10 @@ class ReplyChunk(_Lenient):
 
 
 class ReplyUsage(_Lenient):
-    input_tokens: int | None = Field(default=None, ge=0)
-    output_tokens: int | None = Field(default=None, ge=0)
-    reasoning_tokens: int | None = Field(default=None, ge=0)
-    total_tokens: int | None = Field(default=None, ge=0)
+    input_tokens: Tokens | None = None
+    output_tokens: Tokens | None = None
+    reasoning_tokens: Tokens | None = None
+    total_tokens: Tokens | None = None
 
 
 class AgentReply(_Lenient):

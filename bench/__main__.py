@@ -200,7 +200,7 @@ async def in_process(uri: str, requests: list[Request], quick: bool) -> dict[str
     services = app.state.services
     out: dict[str, Any] = {"db_commands": {}, "db_bytes": {}}
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         nested = [
             Request("nested_list_5", "POST", "/graphql", _graphql(NESTED_LIST, {"n": 5})),
             Request("nested_list_50", "POST", "/graphql", _graphql(NESTED_LIST, {"n": 50})),

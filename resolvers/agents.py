@@ -11,8 +11,10 @@ import asyncio
 import logging
 from typing import Any
 
+from pymongo.errors import PyMongoError
+
 from agents import AgentBackendError, AgentReply, AgentTurn
-from errors import AgentFailed, BadInput, NotFound, SessionTooLarge
+from errors import AgentFailed, BadInput, DatabaseUnavailable, NotFound, SessionTooLarge
 from storage.layout import MessageSpec
 from storage.sessions import message_document, new_id, now, run_document
 
@@ -103,8 +105,44 @@ async def _finish(
     user_message: dict[str, Any],
     owner: str | None,
 ) -> dict[str, Any]:
+    """Ask the agent and store its answer; on any failure store the run as FAILED (the
+    user's message stays) and raise ``AgentFailed`` carrying the ids."""
     sessions = ctx.storage.sessions
-    [page] = await sessions.page_messages([(session_id, MessageSpec(fields=HISTORY_FIELDS))], owner)
+    try:
+        reply = await _ask(ctx, agent_id, session_id, run, user_message, owner)
+        changes, messages = _completed(reply, run["id"])
+        await sessions.update_run(
+            session_id=session_id, run_id=run["id"], owner=owner, changes=changes, messages=messages
+        )
+    except Exception as exc:
+        error = _failure(exc)
+        log.warning(
+            "run %s of agent %s failed: %s",
+            run["id"],
+            agent_id,
+            error,
+            exc_info=not isinstance(exc, AgentBackendError),
+        )
+        changes = {"status": "FAILED", "error": error, "completed_at": now()}
+        try:
+            await sessions.update_run(
+                session_id=session_id, run_id=run["id"], owner=owner, changes=changes
+            )
+        except PyMongoError:
+            # The database itself is gone: the run stays RUNNING until it is back; say so.
+            raise DatabaseUnavailable() from exc
+        raise AgentFailed(error, run_id=run["id"], session_id=session_id) from None
+    return run | changes
+
+
+async def _ask(
+    ctx: Context, agent_id: str, session_id: str, run: dict[str, Any], user_message: dict[str, Any],
+    owner: str | None,
+) -> AgentReply:  # fmt: skip
+    """The replayed history, sent to the agent with the new message."""
+    [page] = await ctx.storage.sessions.page_messages(
+        [(session_id, MessageSpec(fields=HISTORY_FIELDS))], owner
+    )
     history = []
     for _, m in page.items if page else ():
         if m.get("id") == user_message["id"]:
@@ -121,25 +159,19 @@ async def _finish(
     assert ctx.agents is not None
     agent = ctx.agents.get(agent_id)
     assert agent is not None
-    try:
-        reply = await ctx.agents.ask(agent, turn)
-        changes, messages = _completed(reply, run["id"])
-        await sessions.update_run(
-            session_id=session_id, run_id=run["id"], owner=owner, changes=changes, messages=messages
-        )
-    except (AgentBackendError, SessionTooLarge, ValueError) as exc:
-        error = (
-            str(exc)
-            if not isinstance(exc, SessionTooLarge)
-            else f"the answer is too large: {exc.message}"
-        )
-        log.warning("run %s of agent %s failed: %s", run["id"], agent_id, error)
-        changes = {"status": "FAILED", "error": error, "completed_at": now()}
-        await sessions.update_run(
-            session_id=session_id, run_id=run["id"], owner=owner, changes=changes
-        )
-        raise AgentFailed(error, run_id=run["id"], session_id=session_id) from None
-    return run | changes
+    return await ctx.agents.ask(agent, turn)
+
+
+def _failure(exc: Exception) -> str:
+    """What the stored run says about a failure: the backend's own words, or what kind of
+    failure it was (never a stack trace)."""
+    if isinstance(exc, AgentBackendError | ValueError):
+        return str(exc)
+    if isinstance(exc, SessionTooLarge):
+        return f"the answer is too large: {exc.message}"
+    if isinstance(exc, PyMongoError):
+        return "the answer could not be stored"
+    return f"the answer could not be stored ({type(exc).__name__})"
 
 
 def _completed(reply: AgentReply, run_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -56,6 +56,10 @@ log = logging.getLogger("agent_sessions.compiled")
 Doc = dict[str, Any]
 
 
+# Documents longer than this (comments do not count as tokens) are not compiled or cached.
+MAX_COMPILED_QUERY = 64 * 1024
+
+
 class Unsupported(Exception):
     """The document selects something the compiled path does not serve."""
 
@@ -663,6 +667,8 @@ class CompiledExecutor:
         self, query: str, variables: dict[str, Any] | None, context: Any, operation_name: str | None
     ) -> dict[str, Any] | None:
         """The response ``data``, or ``None`` when normal execution must answer."""
+        if len(query) > MAX_COMPILED_QUERY:
+            return None  # a cache keyed by huge documents would hold them all
         planned = self.plan(query, operation_name)
         if planned is None:
             return None

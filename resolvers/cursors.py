@@ -22,6 +22,9 @@ def _decode(cursor: str) -> object:
         raise BadInput(f"invalid cursor {cursor!r}") from None
 
 
+MAX_POSITION = 2**31  # far beyond any session that fits in 16 MB
+
+
 def position_cursor(kind: str, position: int) -> str:
     return _encode([kind, position])
 
@@ -35,7 +38,7 @@ def decode_position(kind: str, cursor: str | None) -> int | None:
         or len(value) != 2
         or value[0] != kind
         or not isinstance(value[1], int)
-        or value[1] < 0
+        or not 0 <= value[1] < MAX_POSITION
     ):
         raise BadInput(f"invalid cursor {cursor!r}")
     return value[1]

@@ -47,17 +47,23 @@ def json_object(value: Any, what: str) -> dict[str, Any] | None:
     return value
 
 
+INT64 = 2**63
+
+
 def check_json_keys(value: Any, path: str = "") -> Any:
-    """Refuse object keys that MongoDB would read as operators or paths, at any depth."""
+    """Refuse what MongoDB cannot store as given, at any depth: object keys that start with
+    ``$``, contain ``.`` or a NUL (operators, paths, C strings), and integers beyond 64 bits."""
     if isinstance(value, dict):
         for key, item in value.items():
-            if not isinstance(key, str) or key.startswith("$") or "." in key:
+            if not isinstance(key, str) or key.startswith("$") or "." in key or "\x00" in key:
                 where = f" at {path}" if path else ""
                 raise ValueError(
-                    f"JSON keys may not start with '$' or contain '.' ({key!r}{where})"
+                    f"JSON keys may not start with '$' or contain '.' or NUL ({key!r}{where})"
                 )
             check_json_keys(item, f"{path}.{key}" if path else key)
     elif isinstance(value, list):
         for n, item in enumerate(value):
             check_json_keys(item, f"{path}[{n}]")
+    elif isinstance(value, int) and not isinstance(value, bool) and not -INT64 <= value < INT64:
+        raise ValueError(f"JSON integers must fit in 64 bits{f' (at {path})' if path else ''}")
     return value

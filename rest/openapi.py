@@ -176,6 +176,7 @@ def openapi_document() -> dict[str, Any]:
                     "403": _error("A userId naming another user, from a non-administrator."),
                     "404": _error("Unknown agent, or a session id that belongs to another user."),
                     "413": _error("The request body or the session would be too large."),
+                    "415": _error("The body is not sent as application/json."),
                     "502": _error(
                         "The agent backend failed; the run is stored as FAILED.", shapes.AgentError
                     ),

@@ -343,7 +343,9 @@ async def run_retrieved_context(request: Request) -> Response:
         raise RestError(404, {"error": RUN_NOT_FOUND})
     entries: list[dict[str, Any]] = []
     if run["retrievalDiagnostics"] is not None:
-        entries.append({"_type": "retrieval_diagnostics", **run["retrievalDiagnostics"]})
+        # The marker comes first and is not overridden by a stored "_type" key.
+        stored = {k: v for k, v in run["retrievalDiagnostics"].items() if k != "_type"}
+        entries.append({"_type": "retrieval_diagnostics", **stored})
     entries += [_chunk(c) for c in run["retrievedContext"]]
     return _json({"session_id": session_id, "run_id": run["id"], "retrieved_context": entries})
 
@@ -358,6 +360,10 @@ async def delete_session(request: Request) -> Response:
 
 @endpoint
 async def run_agent(request: Request) -> Response:
+    # A JSON content type also keeps browsers from sending this cross-site without asking.
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise RestError(415, {"error": "send the body as application/json"})
     try:
         body = AgentRunRequest.model_validate_json(await request.body())
     except ValidationError as exc:

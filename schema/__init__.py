@@ -12,10 +12,8 @@ from strawberry.extensions import (
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
-    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import validate_document
@@ -23,7 +21,7 @@ from strawberry.schema.schema import validate_document
 from resolvers import agents, reads, writes
 from resolvers.compiled import CompiledExecutor
 
-from .extensions import CodedSchema
+from .extensions import CodedSchema, DocumentCache
 from .inputs import CreateSessionInput, ReasoningInput, RecordRunInput, SessionFilter
 from .scalars import SCALARS
 from .types import (
@@ -164,9 +162,8 @@ def build_schema(*, introspection: bool = True, compiled: bool = True) -> strawb
     rules = LIMIT_RULES if introspection else LIMIT_RULES + NO_INTROSPECTION_RULES
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: ParserCache(maxsize=DOCUMENT_CACHE),
         lambda: AddValidationRules(rules),
-        lambda: ValidationCache(maxsize=DOCUMENT_CACHE),
+        DocumentCache,
     ]
     schema = CodedSchema(
         query=Query,

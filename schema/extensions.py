@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse
 from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
 from strawberry.types import ExecutionResult
 
 from errors import DatabaseUnavailable, ServiceError
@@ -83,3 +87,39 @@ class CodedSchema(strawberry.Schema):
 
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Business errors are answers, not incidents; ``coded`` logs the internal ones."""
+
+
+# Documents up to this size have their parse and validation cached; a cache keyed by
+# larger ones (comments are free of the token limit) would hold megabytes per entry.
+CACHED_DOCUMENT_CHARS = 64 * 1024
+
+
+@lru_cache(maxsize=512)
+def _parse(query: str, **options: Any) -> DocumentNode:
+    return parse(query, **options)
+
+
+@lru_cache(maxsize=512)
+def _validate(
+    schema: GraphQLSchema, document: DocumentNode, rules: tuple[Any, ...]
+) -> list[GraphQLError]:
+    return validate_document(schema, document, rules)
+
+
+class DocumentCache(SchemaExtension):
+    """Strawberry's ParserCache and ValidationCache in one, for documents of bounded size."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.query is not None and len(context.query) <= CACHED_DOCUMENT_CHARS:
+            context.graphql_document = _parse(context.query, **context.parse_options)
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.query is not None and len(context.query) <= CACHED_DOCUMENT_CHARS:
+            assert context.graphql_document is not None
+            context.pre_execution_errors = _validate(
+                context.schema._schema, context.graphql_document, context.validation_rules
+            )
+        yield

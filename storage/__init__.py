@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from pymongo import AsyncMongoClient
@@ -51,13 +52,17 @@ class Storage:
         data_dir: Path,
         secantusd: str | None = None,
         listeners: Sequence[CommandListener] = (),
+        join: bool = True,
     ) -> Storage:
-        """Connect to ``mongodb_uri``, or start (or join) the embedded database of
-        ``data_dir`` when there is none; create the indexes."""
+        """Connect to ``mongodb_uri``, or start the embedded database of ``data_dir`` when
+        there is none (``join``: or use the one another process runs there; without, wait
+        a little for it to let go, then refuse). Creates the indexes."""
         embedded = None
         uri = mongodb_uri
         if uri is None:
-            embedded = await asyncio.to_thread(start_embedded, data_dir, secantusd)
+            embedded = await asyncio.to_thread(
+                partial(start_embedded, data_dir, secantusd, join=join, wait=0 if join else 15)
+            )
             uri = embedded.uri
         try:
             storage = await cls.connect(uri, database, embedded=embedded, listeners=listeners)
@@ -106,7 +111,9 @@ class Storage:
             return False, f"the database does not answer: {exc}"
         return True, "ok"
 
-    async def close(self) -> None:
+    async def close(self, *, stop_embedded: bool = True) -> None:
+        """Close the client, and stop the embedded database this process started (unless
+        ``stop_embedded`` is false: its starter stops it)."""
         await self.client.close()
-        if self.embedded is not None and self.embedded.owner:
+        if stop_embedded and self.embedded is not None and self.embedded.owner:
             await asyncio.to_thread(self.embedded.stop)

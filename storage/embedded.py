@@ -91,15 +91,8 @@ class EmbeddedServer:
     def stop(self, timeout: float = 10.0) -> None:
         """Terminate the child, wait for it, kill it if it does not stop; release the lock."""
         self._stopping = True
-        proc = self.process
-        if self.owner and proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("embedded database did not stop within %.0fs; killing it", timeout)
-                proc.kill()
-                proc.wait()
+        if self.owner and self.process is not None:
+            _terminate(self.process, timeout)
         if self.owner:
             (self.data_dir / "server.json").unlink(missing_ok=True)
             atexit.unregister(self.stop)
@@ -115,26 +108,65 @@ class EmbeddedServer:
 
 
 def start_embedded(
-    data_dir: Path, executable: str | None = None, timeout: float = 30.0
+    data_dir: Path,
+    executable: str | None = None,
+    timeout: float = 30.0,
+    *,
+    join: bool = True,
+    wait: float = 0.0,
 ) -> EmbeddedServer:
-    """Start (or join) the embedded database of ``data_dir`` and return its address.
+    """Start the embedded database of ``data_dir`` and return its address.
 
+    When another process holds the directory: with ``join``, use its database (a short
+    command beside a running server); without, wait up to ``wait`` seconds for it to
+    let go, then refuse (a server must not depend on a process that may exit first).
     Raises ``EmbeddedServerError`` with a clear message when the program is missing, the
-    directory is held by a process whose database does not answer, or the child fails.
+    directory stays held, its database does not answer, or the child fails.
     """
     data_dir = Path(data_dir).expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     lock_fd = os.open(data_dir / "agent-sessions.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(lock_fd)
-        return _join_running(data_dir)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if join:
+                os.close(lock_fd)
+                return _join_running(data_dir)
+            if time.monotonic() >= deadline:
+                os.close(lock_fd)
+                raise EmbeddedServerError(
+                    f"the data directory {data_dir} is in use by another agent-sessions process"
+                    f"{_holder(data_dir)}; stop it or use another --data-dir"
+                ) from None
+            time.sleep(0.2)
     try:
         return _spawn(data_dir, find_executable(executable), lock_fd, timeout)
     except BaseException:
         os.close(lock_fd)
         raise
+
+
+def _holder(data_dir: Path) -> str:
+    try:
+        return f" (pid {int(json.loads((data_dir / 'server.json').read_text())['pid'])})"
+    except (OSError, ValueError, KeyError):
+        return ""
+
+
+def _terminate(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Terminate, wait, and kill if it does not stop."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        log.warning("embedded database did not stop within %.0fs; killing it", timeout)
+        proc.kill()
+        proc.wait()
 
 
 def _join_running(data_dir: Path) -> EmbeddedServer:
@@ -204,7 +236,7 @@ def _spawn(data_dir: Path, executable: str, lock_fd: int, timeout: float) -> Emb
                 break
         time.sleep(0.05)
     else:
-        server.stop()
+        _terminate(proc, 10.0)  # the lock stays with the caller, which releases it
         raise EmbeddedServerError(f"the embedded database did not start within {timeout:.0f}s")
     server.uri = _uri("127.0.0.1", port)
     tmp = data_dir / "server.json.tmp"

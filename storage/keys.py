@@ -9,6 +9,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
+
+from errors import DatabaseUnavailable
 
 from .sessions import new_id, now
 
@@ -78,7 +81,14 @@ class ApiKeyStore:
         return result.modified_count == 1
 
     async def authenticate(self, key: str) -> KeyRecord | None:
-        """The live key record for a presented key, or ``None`` (unknown or revoked)."""
+        """The live key record for a presented key, or ``None`` (unknown or revoked).
+        Raises ``DatabaseUnavailable`` when the database does not answer."""
+        try:
+            return await self._authenticate(key)
+        except (ConnectionFailure, ServerSelectionTimeoutError) as exc:
+            raise DatabaseUnavailable() from exc
+
+    async def _authenticate(self, key: str) -> KeyRecord | None:
         doc = await self.col.find_one({"hash": hash_key(key), "revoked_at": None}, {"hash": 0})
         if doc is None:
             return None

@@ -160,6 +160,12 @@ class Page:
 # --- projection expressions ------------------------------------------------------------
 
 
+def literal(value: Any) -> dict[str, Any]:
+    """A client's value as a constant in an expression: inside one, a string such as
+    ``"$$r.id"`` would otherwise be read as a path or a variable."""
+    return {"$literal": list(value) if isinstance(value, tuple) else value}
+
+
 def _pick(var: str, fields: frozenset[str] | None, every: frozenset[str]) -> Any:
     """``$$var`` reduced to ``fields``; as it is when they cover ``every`` stored field,
     since listing them all costs a per-field evaluation on the server for no bytes saved."""
@@ -294,7 +300,7 @@ def window_expr(
 
 
 def message_page_expr(spec: MessageSpec) -> dict[str, Any]:
-    cond = {"$in": ["$$x.v.role", list(spec.roles)]} if spec.roles is not None else None
+    cond = {"$in": ["$$x.v.role", literal(spec.roles)]} if spec.roles is not None else None
     return window_expr("messages", spec.window, cond, _pick("m", spec.fields, MESSAGE_FIELDS), "m")
 
 
@@ -356,7 +362,7 @@ def session_read_projection(read: SessionRead) -> dict[str, Any]:
             "$filter": {
                 "input": {"$ifNull": ["$runs", []]},
                 "as": "r",
-                "cond": {"$eq": ["$$r.id", run_id]},
+                "cond": {"$eq": ["$$r.id", literal(run_id)]},
             }
         }
         proj[f"x{n}"] = {"$map": {"input": found, "as": "r", "in": run_item_expr("r", spec)}}
@@ -365,12 +371,12 @@ def session_read_projection(read: SessionRead) -> dict[str, Any]:
 
 def run_messages_expr(run_ids: list[str], fields: frozenset[str] | None) -> dict[str, Any]:
     """Every message that one of ``run_ids`` added, with its position."""
-    cond = {"$in": ["$$x.v.run_id", run_ids]}
+    cond = {"$in": ["$$x.v.run_id", literal(run_ids)]}
     return window_expr("messages", Window(), cond, _pick("m", fields, MESSAGE_FIELDS), "m")
 
 
 def run_page_expr(spec: RunSpec) -> dict[str, Any]:
-    cond = {"$in": ["$$x.v.status", list(spec.statuses)]} if spec.statuses is not None else None
+    cond = {"$in": ["$$x.v.status", literal(spec.statuses)]} if spec.statuses is not None else None
     return window_expr("runs", spec.window, cond, run_item_expr("r", spec), "r")
 
 

@@ -29,6 +29,7 @@ from .layout import (
     SessionView,
     Window,
     chunk_expr,
+    literal,
     message_page_expr,
     run_item_expr,
     run_messages_expr,
@@ -244,7 +245,7 @@ class SessionStore:
             "$filter": {
                 "input": {"$ifNull": ["$runs", []]},
                 "as": "r",
-                "cond": {"$in": ["$$r.id", sorted(set(run_ids))]},
+                "cond": {"$in": ["$$r.id", literal(sorted(set(run_ids)))]},
             }
         }
 

@@ -22,7 +22,7 @@ from settings import Settings
 from storage import Storage
 from storage.embedded import start_embedded
 
-BASE_URL = "http://testserver"
+BASE_URL = "http://localhost"  # open mode serves loopback host names only
 
 
 _IGNORED = frozenset({"endSessions", "ping", "hello", "isMaster", "ismaster"})

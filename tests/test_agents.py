@@ -179,7 +179,7 @@ async def test_api_key_from_the_environment_is_sent(
     settings = load_settings(config=config, data_dir=tmp_path)
     application = build_app(settings, storage=storage)
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=application), base_url="http://t"
+        transport=httpx.ASGITransport(app=application), base_url="http://127.0.0.1"
     ) as client:
         assert (await post_run(client, message="hi")).status_code == 201
     await application.state.services.agents.aclose()
@@ -427,7 +427,7 @@ async def test_ownership_of_agent_runs(storage: Any, tmp_path: Any, backend: Age
         Settings(data_dir=tmp_path, admin_key="adm", agents=agent_configs(backend)), storage=storage
     )
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=application), base_url="http://t"
+        transport=httpx.ASGITransport(app=application), base_url="http://127.0.0.1"
     ) as client:
         admin = {"Authorization": "Bearer adm"}
         created = await client.post(

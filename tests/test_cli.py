@@ -156,3 +156,17 @@ def test_keys_commands_reach_the_running_servers_database(tmp_path: Path) -> Non
             f"{base}/api/sessions", headers={"Authorization": f"Bearer {key}"}, timeout=10
         )
         assert response.status_code == 401
+
+
+def test_a_second_server_on_a_busy_data_directory_says_so_and_leaves_the_first_alone(
+    tmp_path: Path,
+) -> None:
+    with serving(tmp_path) as base:
+        result = subprocess.run(
+            [COMMAND, "serve", "--port", str(_free_port()), "--data-dir", str(tmp_path)],
+            env=_env(), capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert result.returncode == 1
+        assert "is in use by another agent-sessions process" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200

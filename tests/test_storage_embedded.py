@@ -4,6 +4,7 @@ a missing program, a child that dies."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import uuid
 from pathlib import Path
@@ -82,22 +83,25 @@ def test_program_that_fails_to_start_reports_its_output(tmp_path: Path) -> None:
     assert "disk on fire" in str(excinfo.value)
 
 
-async def test_healthz_is_503_when_the_child_dies(tmp_path: Path) -> None:
+async def test_healthz_is_503_when_the_child_dies(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     import httpx
 
     server = start_embedded(tmp_path)
     storage = await Storage.connect(server.uri, f"t_{uuid.uuid4().hex[:8]}", embedded=server)
     app = build_app(Settings(data_dir=tmp_path), storage=storage)
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t"
+        transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1"
     ) as client:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         assert server.process is not None
         server.process.kill()
         server.process.wait()
-        response = await client.get("/healthz")
-        assert response.status_code == 503
-        assert "exited with code" in response.json()["error"]
+        with caplog.at_level(logging.ERROR, logger="agent_sessions"):
+            response = await client.get("/healthz")
+        assert (response.status_code, response.json()) == (503, {"status": "unavailable"})
+        assert "exited with code" in caplog.text  # the log says why; the answer does not
     await storage.close()
 
 
