@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from settings import Settings
 from storage import Storage
@@ -33,7 +33,3 @@ class Context:
     @property
     def owner(self) -> str | None:
         return self.caller.owner
-
-
-def context_of(info: Any) -> Context:
-    return info.context

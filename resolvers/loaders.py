@@ -92,16 +92,7 @@ class MessagesByRunLoader(DataLoader[tuple[str, str, frozenset[str]], list[tuple
 class Loaders:
     """The loaders of one request, created on first use."""
 
-    __slots__ = (
-        "_owner",
-        "_storage",
-        "chunks",
-        "messages",
-        "run",
-        "run_messages",
-        "runs",
-        "session",
-    )
+    __slots__ = ("chunks", "messages", "run", "run_messages", "runs", "session")
 
     def __init__(self, storage: Storage, owner: str | None) -> None:
         self.session = SessionByIdLoader(storage, owner)

@@ -132,7 +132,7 @@ def reads(selected: Iterable[str], table: Mapping[str, tuple[str, ...]]) -> froz
 class Selection:
     """The current field's selection, computed once per field node set and request."""
 
-    __slots__ = ("_cache", "_fragments")
+    __slots__ = ("_cache",)
 
     def __init__(self) -> None:
         self._cache: dict[tuple[object, ...], object] = {}

@@ -20,7 +20,6 @@ from pymongo.errors import DocumentTooLarge, DuplicateKeyError, OperationFailure
 from errors import NotFound, SessionTooLarge
 
 from .layout import (
-    SESSION_FIELDS,
     ChunkSpec,
     MessageSpec,
     Page,
@@ -525,7 +524,6 @@ def message_document(
 
 
 __all__ = [
-    "SESSION_FIELDS",
     "SessionFilter",
     "SessionSlice",
     "SessionStore",
