@@ -80,22 +80,26 @@ CHUNK_READS = _reads("RetrievedChunk", {})
 CONNECTION_ITEMS = (("nodes",), ("edges", "node"))
 
 
-def _collect(
+def collect_fields(
     selection_set: SelectionSetNode | None,
     fragments: Mapping[str, FragmentDefinitionNode],
     out: dict[str, list[FieldNode]],
-) -> None:
-    if selection_set is None:
-        return
-    for sel in selection_set.selections:
+    *,
+    by_alias: bool = False,
+) -> dict[str, list[FieldNode]]:
+    """The fields under ``selection_set`` (following fragments) into ``out``, by field
+    name, or with ``by_alias`` by response key as the executor merges them."""
+    for sel in selection_set.selections if selection_set is not None else ():
         if isinstance(sel, FieldNode):
-            out.setdefault(sel.name.value, []).append(sel)
+            key = sel.alias.value if by_alias and sel.alias else sel.name.value
+            out.setdefault(key, []).append(sel)
         elif isinstance(sel, InlineFragmentNode):
-            _collect(sel.selection_set, fragments, out)
+            collect_fields(sel.selection_set, fragments, out, by_alias=by_alias)
         elif isinstance(sel, FragmentSpreadNode):
             fragment = fragments.get(sel.name.value)
             if fragment is not None:
-                _collect(fragment.selection_set, fragments, out)
+                collect_fields(fragment.selection_set, fragments, out, by_alias=by_alias)
+    return out
 
 
 def children(
@@ -104,7 +108,7 @@ def children(
     """The fields selected under ``nodes``, by field name (not alias)."""
     out: dict[str, list[FieldNode]] = {}
     for node in nodes:
-        _collect(node.selection_set, fragments, out)
+        collect_fields(node.selection_set, fragments, out)
     return out
 
 

@@ -16,46 +16,31 @@ from typing import Any
 
 from graphql import (
     FieldNode,
-    FragmentSpreadNode,
     GraphQLObjectType,
     GraphQLResolveInfo,
-    InlineFragmentNode,
 )
-from graphql.language import FragmentDefinitionNode, SelectionSetNode
+from graphql.language import FragmentDefinitionNode
 
 from errors import BadInput
 from storage.layout import ChunkSpec, MessageSpec, RunSpec, SessionRead, SessionView
 
-from .lookahead import CHUNK_READS, CONNECTION_ITEMS, MESSAGE_READS, RUN_READS, reads
+from .lookahead import (
+    CHUNK_READS,
+    CONNECTION_ITEMS,
+    MESSAGE_READS,
+    RUN_READS,
+    collect_fields,
+    reads,
+)
 from .specs import argument_values, chunk_spec, message_spec, run_spec
 
 Fragments = Mapping[str, FragmentDefinitionNode]
 
 
-def grouped(
-    selection_set: SelectionSetNode | None, fragments: Fragments
-) -> dict[str, list[FieldNode]]:
-    """Fields by response key (alias or name), as the executor merges them."""
-    out: dict[str, list[FieldNode]] = {}
-
-    def collect(sel_set: SelectionSetNode | None) -> None:
-        for sel in sel_set.selections if sel_set else ():
-            if isinstance(sel, FieldNode):
-                key = sel.alias.value if sel.alias else sel.name.value
-                out.setdefault(key, []).append(sel)
-            elif isinstance(sel, InlineFragmentNode):
-                collect(sel.selection_set)
-            elif isinstance(sel, FragmentSpreadNode) and sel.name.value in fragments:
-                collect(fragments[sel.name.value].selection_set)
-
-    collect(selection_set)
-    return out
-
-
 def _merged(nodes: list[FieldNode], fragments: Fragments) -> dict[str, list[FieldNode]]:
     out: dict[str, list[FieldNode]] = {}
     for node in nodes:
-        for key, found in grouped(node.selection_set, fragments).items():
+        for key, found in collect_fields(node.selection_set, fragments, {}, by_alias=True).items():
             out.setdefault(key, []).extend(found)
     return out
 
