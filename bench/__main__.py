@@ -25,13 +25,13 @@ import httpx
 import orjson
 from pymongo.monitoring import CommandListener, CommandStartedEvent, CommandSucceededEvent
 
-from app import build_app
-from resolvers.context import Context
-from resolvers.identity import OPEN_MODE_CALLER
-from schema import build_schema
-from settings import Settings
-from storage import Storage
-from storage.embedded import start_embedded
+from agent_sessions.app import build_app
+from agent_sessions.resolvers.context import Context
+from agent_sessions.resolvers.identity import OPEN_MODE_CALLER
+from agent_sessions.schema import build_schema
+from agent_sessions.settings import Settings
+from agent_sessions.storage import Storage
+from agent_sessions.storage.embedded import start_embedded
 
 from . import data
 from .surfaces import (

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from storage import Storage
-from storage.layout import SESSIONS
-from storage.sessions import message_document, run_document
+from agent_sessions.storage import Storage
+from agent_sessions.storage.layout import SESSIONS
+from agent_sessions.storage.sessions import message_document, run_document
 
 BENCH_USER = "bench-user"
 _VOCABULARY = "revenue quarter policy refund enterprise customer contract renewal forecast margin"

@@ -8,8 +8,8 @@ import tempfile
 
 import uvicorn
 
-from app import build_app
-from settings import Settings
+from agent_sessions.app import build_app
+from agent_sessions.settings import Settings
 
 from .surfaces import FLOOR_ROUTES
 

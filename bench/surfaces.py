@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from storage.layout import SESSIONS
-from storage.sessions import message_document, now, run_document
+from agent_sessions.storage.layout import SESSIONS
+from agent_sessions.storage.sessions import message_document, now, run_document
 
 CHUNK_FIELDS = (
     "id text score retrievalScore rerankerScore sourceId sourceName knowledgeBaseId kbName "

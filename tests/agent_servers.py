@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from settings import AgentConfig
+from agent_sessions.settings import AgentConfig
 
 Answer = Callable[[dict[str, Any]], Awaitable[Response]]
 SYSTEM_PROMPT = "You answer finance questions."

@@ -17,10 +17,10 @@ from pymongo.monitoring import (
     CommandSucceededEvent,
 )
 
-from app import build_app
-from settings import Settings
-from storage import Storage
-from storage.embedded import start_embedded
+from agent_sessions.app import build_app
+from agent_sessions.settings import Settings
+from agent_sessions.storage import Storage
+from agent_sessions.storage.embedded import start_embedded
 
 BASE_URL = "http://localhost"  # open mode serves loopback host names only
 

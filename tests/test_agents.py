@@ -12,7 +12,7 @@ import httpx
 import pytest
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from settings import Settings
+from agent_sessions.settings import Settings
 
 from .agent_servers import SYSTEM_PROMPT, AgentBackend, agent_configs, echo_chat, slow
 from .conftest import GraphQLClient, LiveServer, curl, live_settings, record
@@ -167,8 +167,8 @@ async def test_reasoning_is_sent_and_stored_and_usage_kept(
 async def test_api_key_from_the_environment_is_sent(
     tmp_path: Any, backend: AgentBackend, monkeypatch: pytest.MonkeyPatch, storage: Any
 ) -> None:
-    from app import build_app
-    from settings import load_settings
+    from agent_sessions.app import build_app
+    from agent_sessions.settings import load_settings
 
     config = tmp_path / "agents.toml"
     config.write_text(
@@ -421,7 +421,7 @@ async def test_http_agent_with_a_malformed_chunk_fails_the_run(
 
 
 async def test_ownership_of_agent_runs(storage: Any, tmp_path: Any, backend: AgentBackend) -> None:
-    from app import build_app
+    from agent_sessions.app import build_app
 
     application = build_app(
         Settings(data_dir=tmp_path, admin_key="adm", agents=agent_configs(backend)), storage=storage

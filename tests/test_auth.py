@@ -11,8 +11,8 @@ import bson
 import httpx
 import pytest
 
-from settings import Settings
-from storage import Storage
+from agent_sessions.settings import Settings
+from agent_sessions.storage import Storage
 
 from .conftest import BASE_URL, GraphQLClient
 

@@ -12,14 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from resolvers.context import Context
-from resolvers.cursors import position_cursor
-from resolvers.identity import OPEN_MODE_CALLER, Caller
-from schema import build_schema
-from settings import Settings
-from storage import Storage
-from storage.layout import SESSIONS
-from storage.sessions import message_document, run_document
+from agent_sessions.resolvers.context import Context
+from agent_sessions.resolvers.cursors import position_cursor
+from agent_sessions.resolvers.identity import OPEN_MODE_CALLER, Caller
+from agent_sessions.schema import build_schema
+from agent_sessions.settings import Settings
+from agent_sessions.storage import Storage
+from agent_sessions.storage.layout import SESSIONS
+from agent_sessions.storage.sessions import message_document, run_document
 
 NORMAL = build_schema(compiled=False)
 SESSION_IDS = ["s-tools", "s-many", "s-empty", "s-broken", "s-other", "nope"]

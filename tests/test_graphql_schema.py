@@ -17,7 +17,7 @@ from graphql import (
 )
 from graphql.utilities import ast_from_value
 
-from schema import build_schema as build_served_schema
+from agent_sessions.schema import build_schema as build_served_schema
 
 PINNED = build_schema((Path(__file__).parent / "pinned_schema.graphql").read_text())
 SERVED = build_served_schema()._schema

@@ -11,11 +11,11 @@ import httpx
 import pytest
 from starlette.responses import Response
 
-from app import build_app
-from resolvers.cursors import _encode
-from settings import Settings
-from storage import Storage
-from storage.embedded import EmbeddedServerError, start_embedded
+from agent_sessions.app import build_app
+from agent_sessions.resolvers.cursors import _encode
+from agent_sessions.settings import Settings
+from agent_sessions.storage import Storage
+from agent_sessions.storage.embedded import EmbeddedServerError, start_embedded
 
 from .agent_servers import AgentBackend, agent_configs
 from .conftest import GraphQLClient, record

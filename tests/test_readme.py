@@ -7,7 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from settings import load_settings
+from agent_sessions.settings import load_settings
 
 from .agent_servers import AgentBackend
 from .conftest import LiveServer, live_settings

@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from app import MAX_BODY_BYTES, build_app
-from settings import Settings
-from storage import Storage
-from storage.embedded import start_embedded
+from agent_sessions.app import MAX_BODY_BYTES, build_app
+from agent_sessions.settings import Settings
+from agent_sessions.storage import Storage
+from agent_sessions.storage.embedded import start_embedded
 
 from .conftest import BASE_URL, GraphQLClient, record
 

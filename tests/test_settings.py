@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from settings import default_data_dir, load_settings
+from agent_sessions.settings import default_data_dir, load_settings
 
 
 @pytest.fixture

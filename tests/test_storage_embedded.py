@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from pymongo import MongoClient
 
-from app import build_app
-from settings import Settings
-from storage import Storage
-from storage.embedded import EmbeddedServerError, start_embedded
+from agent_sessions.app import build_app
+from agent_sessions.settings import Settings
+from agent_sessions.storage import Storage
+from agent_sessions.storage.embedded import EmbeddedServerError, start_embedded
 
 
 def _free_port() -> int:
@@ -114,7 +114,7 @@ def test_a_database_orphaned_by_a_killed_server_is_named(tmp_path: Path) -> None
     # A process that starts the embedded database and is then killed outright, so it
     # never stops its child (which keeps the WiredTiger files locked).
     script = (
-        "import sys, time; from pathlib import Path; from storage.embedded import start_embedded; "
+        "import sys, time; from pathlib import Path; from agent_sessions.storage.embedded import start_embedded; "
         "start_embedded(Path(sys.argv[1])); print('up', flush=True); time.sleep(60)"
     )
     proc = subprocess.Popen(
@@ -141,7 +141,7 @@ def test_a_process_that_fails_without_stopping_still_stops_its_database(tmp_path
     import time
 
     script = (
-        "import sys, json; from pathlib import Path; from storage.embedded import start_embedded; "
+        "import sys, json; from pathlib import Path; from agent_sessions.storage.embedded import start_embedded; "
         "start_embedded(Path(sys.argv[1])); "
         "print(json.loads((Path(sys.argv[1]) / 'server.json').read_text())['child_pid'], flush=True); "
         "raise RuntimeError('crash')"

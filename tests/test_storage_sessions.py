@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from errors import NotFound, SessionTooLarge
-from storage import Storage
-from storage.layout import ChunkSpec, MessageSpec, RunSpec, Window
-from storage.sessions import SessionFilter, message_document, now, run_document
+from agent_sessions.errors import NotFound, SessionTooLarge
+from agent_sessions.storage import Storage
+from agent_sessions.storage.layout import ChunkSpec, MessageSpec, RunSpec, Window
+from agent_sessions.storage.sessions import SessionFilter, message_document, now, run_document
 
 
 def _messages(run_id: str, *pairs: tuple[str, str]) -> list[dict]:

@@ -18,8 +18,8 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import validate_document
 
-from resolvers import agents, reads, writes
-from resolvers.compiled import CompiledExecutor
+from agent_sessions.resolvers import agents, reads, writes
+from agent_sessions.resolvers.compiled import CompiledExecutor
 
 from .extensions import CodedSchema, DocumentCache
 from .inputs import CreateSessionInput, ReasoningInput, RecordRunInput, SessionFilter

@@ -10,8 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from resolvers.agents import MAX_MESSAGE_CHARS
-from resolvers.validation import CLIENT_ID_PATTERN, NAME_PATTERN, NON_BLANK_PATTERN
+from agent_sessions.resolvers.agents import MAX_MESSAGE_CHARS
+from agent_sessions.resolvers.validation import CLIENT_ID_PATTERN, NAME_PATTERN, NON_BLANK_PATTERN
 
 
 class _Shape(BaseModel):

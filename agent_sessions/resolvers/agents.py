@@ -13,10 +13,16 @@ from typing import Any
 
 from pymongo.errors import PyMongoError
 
-from agents import AgentBackendError, AgentReply, AgentTurn
-from errors import AgentFailed, BadInput, DatabaseUnavailable, NotFound, SessionTooLarge
-from storage.layout import MessageSpec
-from storage.sessions import message_document, new_id, now, run_document
+from agent_sessions.agents import AgentBackendError, AgentReply, AgentTurn
+from agent_sessions.errors import (
+    AgentFailed,
+    BadInput,
+    DatabaseUnavailable,
+    NotFound,
+    SessionTooLarge,
+)
+from agent_sessions.storage.layout import MessageSpec
+from agent_sessions.storage.sessions import message_document, new_id, now, run_document
 
 from .context import Context
 from .validation import check_json_keys, client_id, name, non_blank

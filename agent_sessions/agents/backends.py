@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from settings import AgentConfig
+from agent_sessions.settings import AgentConfig
 
 Message = dict[str, Any]
 

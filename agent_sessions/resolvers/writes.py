@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from errors import BadInput, Forbidden
-from storage.sessions import message_document, new_id, now, run_document
+from agent_sessions.errors import BadInput, Forbidden
+from agent_sessions.storage.sessions import message_document, new_id, now, run_document
 
 from .context import Context
 from .validation import client_id, json_object, name

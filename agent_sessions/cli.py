@@ -11,9 +11,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from settings import Settings, load_settings
-from storage import EmbeddedServerError, Storage
-from storage.embedded import start_embedded
+from agent_sessions.settings import Settings, load_settings
+from agent_sessions.storage import EmbeddedServerError, Storage
+from agent_sessions.storage.embedded import start_embedded
 
 log = logging.getLogger("agent_sessions")
 
@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
 def serve(settings: Settings) -> int:
     import uvicorn
 
-    from app import build_app, is_loopback
+    from agent_sessions.app import build_app, is_loopback
 
     if not settings.auth_enabled:
         if not is_loopback(settings.host) and not settings.insecure_no_auth:

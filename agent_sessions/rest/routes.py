@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from errors import ServiceError
-from resolvers.validation import is_client_id
+from agent_sessions.errors import ServiceError
+from agent_sessions.resolvers.validation import is_client_id
 
 from .openapi import openapi_document
 from .responses import JSONResponse

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from errors import BadInput
+from agent_sessions.errors import BadInput
 
 # The patterns are also the OpenAPI document's, so what the document allows is what passes.
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"

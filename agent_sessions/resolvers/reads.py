@@ -9,9 +9,9 @@ from typing import Any
 
 from graphql import GraphQLResolveInfo, VariableNode
 
-from errors import BadInput
-from storage.layout import Page
-from storage.sessions import SessionFilter
+from agent_sessions.errors import BadInput
+from agent_sessions.storage.layout import Page
+from agent_sessions.storage.sessions import SessionFilter
 
 from .context import Context
 from .cursors import decode_session_cursor

@@ -6,10 +6,10 @@ from typing import Any, Generic, TypeVar
 import strawberry
 from strawberry import ID, UNSET, Info
 
-from errors import NotFound
-from resolvers import reads
-from resolvers.cursors import position_cursor, session_cursor
-from storage.layout import Page
+from agent_sessions.errors import NotFound
+from agent_sessions.resolvers import reads
+from agent_sessions.resolvers.cursors import position_cursor, session_cursor
+from agent_sessions.storage.layout import Page
 
 from .enums import Role, RunStatus
 from .scalars import JSON, DateTime

@@ -22,16 +22,16 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
-from agents import AgentRunner
-from errors import ServiceError
-from resolvers.context import Context
-from resolvers.identity import authenticate
-from rest.responses import JSONResponse, error_response
-from rest.routes import SESSION_NOT_FOUND
-from rest.routes import routes as rest_routes
-from schema import build_schema
-from settings import Settings
-from storage import EmbeddedServer, Storage
+from agent_sessions.agents import AgentRunner
+from agent_sessions.errors import ServiceError
+from agent_sessions.resolvers.context import Context
+from agent_sessions.resolvers.identity import authenticate
+from agent_sessions.rest.responses import JSONResponse, error_response
+from agent_sessions.rest.routes import SESSION_NOT_FOUND
+from agent_sessions.rest.routes import routes as rest_routes
+from agent_sessions.schema import build_schema
+from agent_sessions.settings import Settings
+from agent_sessions.storage import EmbeddedServer, Storage
 
 log = logging.getLogger("agent_sessions")
 

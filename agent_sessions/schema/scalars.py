@@ -5,7 +5,7 @@ from typing import NewType
 
 import strawberry
 
-from resolvers.validation import check_json_keys
+from agent_sessions.resolvers.validation import check_json_keys
 
 
 def format_datetime(value: datetime) -> str:

@@ -6,15 +6,15 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from settings import Settings
-from storage import Storage
+from agent_sessions.settings import Settings
+from agent_sessions.storage import Storage
 
 from .identity import Caller
 from .loaders import Loaders
 from .lookahead import Selection
 
 if TYPE_CHECKING:
-    from agents import AgentRunner
+    from agent_sessions.agents import AgentRunner
 
 
 @dataclass(slots=True)

@@ -17,7 +17,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DocumentTooLarge, DuplicateKeyError, OperationFailure, WriteError
 
-from errors import NotFound, SessionTooLarge
+from agent_sessions.errors import NotFound, SessionTooLarge
 
 from .layout import (
     ChunkSpec,

@@ -21,8 +21,8 @@ from graphql import (
 )
 from graphql.language import FragmentDefinitionNode
 
-from errors import BadInput
-from storage.layout import ChunkSpec, MessageSpec, RunSpec, SessionRead, SessionView
+from agent_sessions.errors import BadInput
+from agent_sessions.storage.layout import ChunkSpec, MessageSpec, RunSpec, SessionRead, SessionView
 
 from .lookahead import (
     CHUNK_READS,

@@ -14,8 +14,8 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 from strawberry.types import ExecutionResult
 
-from errors import DatabaseUnavailable, ServiceError
-from resolvers.compiled import CompiledExecutor
+from agent_sessions.errors import DatabaseUnavailable, ServiceError
+from agent_sessions.resolvers.compiled import CompiledExecutor
 
 log = logging.getLogger("agent_sessions.graphql")
 

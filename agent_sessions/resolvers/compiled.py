@@ -45,7 +45,7 @@ from graphql import (
 )
 from graphql.execution.values import get_variable_values
 
-from storage.layout import ChunkSpec, Page, RunSpec, SessionRead
+from agent_sessions.storage.layout import ChunkSpec, Page, RunSpec, SessionRead
 
 from .cursors import position_cursor
 from .lookahead import CHUNK_READS, MESSAGE_READS, RUN_READS, SESSION_READS, STORED

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
-from errors import FORBIDDEN_ACT_FOR_OTHERS, Forbidden, Unauthenticated
-from settings import Settings
-from storage import Storage
+from agent_sessions.errors import FORBIDDEN_ACT_FOR_OTHERS, Forbidden, Unauthenticated
+from agent_sessions.settings import Settings
+from agent_sessions.storage import Storage
 
 OPEN_MODE_USER = "local"
 BOOTSTRAP_ADMIN_USER = "admin"

@@ -10,8 +10,8 @@ from typing import Any
 
 from graphql import FieldNode, GraphQLObjectType, Undefined, VariableNode, value_from_ast
 
-from errors import BadInput
-from storage.layout import ChunkSpec, MessageSpec, RunSpec, Window
+from agent_sessions.errors import BadInput
+from agent_sessions.storage.layout import ChunkSpec, MessageSpec, RunSpec, Window
 
 from .cursors import decode_position
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from strawberry.dataloader import DataLoader
 
-from storage import Storage
-from storage.layout import ChunkSpec, MessageSpec, Page, RunSpec
+from agent_sessions.storage import Storage
+from agent_sessions.storage.layout import ChunkSpec, MessageSpec, Page, RunSpec
 
 Doc = dict[str, Any]
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from errors import BadInput
+from agent_sessions.errors import BadInput
 
 
 def _encode(payload: object) -> str:

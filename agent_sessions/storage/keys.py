@@ -11,7 +11,7 @@ from typing import Any
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 
-from errors import DatabaseUnavailable
+from agent_sessions.errors import DatabaseUnavailable
 
 from .sessions import new_id, now
 

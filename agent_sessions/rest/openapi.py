@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from resolvers.reads import PAGE_MAX, PAGE_SIZE_MAX
+from agent_sessions.resolvers.reads import PAGE_MAX, PAGE_SIZE_MAX
 
 from . import shapes
 
