@@ -26,6 +26,12 @@ class BadInput(ServiceError):
     status = 400
 
 
+class TooLarge(BadInput):
+    """One message, or one write, past its bound: 413 in REST, ``BAD_USER_INPUT`` in GraphQL."""
+
+    status = 413
+
+
 class Unauthenticated(ServiceError):
     code = "UNAUTHENTICATED"
     status = 401
@@ -42,6 +48,10 @@ class NotFound(ServiceError):
 
 
 class SessionTooLarge(ServiceError):
+    """A document the database refused as too large. Sessions grow without a ceiling (old
+    turns move into pages), so only a deployment that cannot move them (a standalone
+    mongod, without transactions) meets it."""
+
     code = "SESSION_TOO_LARGE"
     status = 413
 

@@ -21,6 +21,10 @@ from agent_sessions.app import build_app
 from agent_sessions.settings import Settings
 from agent_sessions.storage import Storage
 from agent_sessions.storage.embedded import start_embedded
+from agent_sessions.storage.layout import DEFAULT_BOUNDS, Bounds
+
+# Bounds so small that a few turns fill a head: the paged layout, in tests of a few runs.
+TINY_BOUNDS = Bounds(head_entries=6, head_bytes=2048, page_seqs=4, page_bytes=4096)
 
 BASE_URL = "http://localhost"  # open mode serves loopback host names only
 
@@ -74,9 +78,15 @@ def commands() -> CommandLog:
 
 
 @pytest.fixture
-async def storage(mongo_uri: str, commands: CommandLog) -> AsyncIterator[Storage]:
+def bounds() -> Bounds:
+    """The storage bounds of a test; a module overrides this fixture to run on both."""
+    return DEFAULT_BOUNDS
+
+
+@pytest.fixture
+async def storage(mongo_uri: str, commands: CommandLog, bounds: Bounds) -> AsyncIterator[Storage]:
     name = f"t_{uuid.uuid4().hex[:16]}"
-    st = await Storage.connect(mongo_uri, name, listeners=[commands])
+    st = await Storage.connect(mongo_uri, name, listeners=[commands], bounds=bounds)
     commands.reset()
     try:
         yield st

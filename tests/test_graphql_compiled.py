@@ -18,7 +18,6 @@ from agent_sessions.resolvers.identity import OPEN_MODE_CALLER, Caller
 from agent_sessions.schema import build_schema
 from agent_sessions.settings import Settings
 from agent_sessions.storage import Storage
-from agent_sessions.storage.layout import SESSIONS
 from agent_sessions.storage.sessions import message_document, run_document
 
 NORMAL = build_schema(compiled=False)
@@ -46,17 +45,18 @@ def _chunks(prefix: str, n: int) -> list[dict[str, Any]]:
     return out
 
 
-def _session(session_id: str, user: str, runs: list[dict], messages: list[dict]) -> dict[str, Any]:
-    return {
-        "_id": session_id, "user_id": user, "agent_id": "agent", "title": None,
+async def _session(
+    storage: Storage, session_id: str, user: str, runs: list[dict], messages: list[dict]
+) -> None:
+    fields = {
+        "id": session_id, "user_id": user, "agent_id": "agent", "title": None,
         "metadata": {"source": "test", "nested": {"x": [1, 2.5, None]}}, "created_at": _at(0),
-        "updated_at": _at(100), "message_count": len(messages), "run_count": len(runs),
-        "messages": messages, "runs": runs,
+        "updated_at": _at(100),
     }  # fmt: skip
+    assert await storage.sessions.import_session(fields, messages, runs)
 
 
 async def seed(storage: Storage) -> None:
-    col = storage.client[storage.database][SESSIONS]
     # Tool calls, tool results, chunks with odd values, reasoning and partial usage.
     tools = [
         message_document(role="user", content="Weather?", run_id="t-1", created_at=_at(1)),
@@ -69,12 +69,12 @@ async def seed(storage: Storage) -> None:
         message_document(role="system", content="note", run_id=None, created_at=_at(5)),
     ]  # fmt: skip
     tools_run = run_document(
-        run_id="t-1", agent_id="agent", status="COMPLETED", messages=tools[:4], created_at=_at(1),
+        run_id="t-1", agent_id="agent", status="COMPLETED", created_at=_at(1),
         completed_at=_at(4), reasoning={"enabled": False, "effort": None, "budget_tokens": 0},
         usage={"input_tokens": 5, "output_tokens": None, "reasoning_tokens": None, "total_tokens": 5},
         retrieval_diagnostics={"latency_ms": 3, "steps": [{"k": 1}]}, retrieved_context=_chunks("t", 4),
     )  # fmt: skip
-    await col.insert_one(_session("s-tools", "alice", [tools_run], tools))
+    await _session(storage, "s-tools", "alice", [tools_run], tools)
     # Several runs with mixed statuses; chunks on some.
     messages, runs = [], []
     for r in range(6):
@@ -88,7 +88,7 @@ async def seed(storage: Storage) -> None:
         messages += pair
         runs.append(
             run_document(
-                run_id=f"m-{r}", agent_id=None if r == 2 else "agent", status=status, messages=pair,
+                run_id=f"m-{r}", agent_id=None if r == 2 else "agent", status=status,
                 created_at=_at(10 + r), error="boom" if status == "FAILED" else None,
                 retrieved_context=_chunks(f"m{r}", r % 3 + 1) if r % 2 == 0 else (),
                 retrieval_diagnostics={"r": r} if r % 2 == 0 else None,
@@ -96,14 +96,14 @@ async def seed(storage: Storage) -> None:
                 usage={} if r == 5 else {"input_tokens": r, "output_tokens": None, "reasoning_tokens": None, "total_tokens": r},
             )
         )  # fmt: skip
-    await col.insert_one(_session("s-many", "alice", runs, messages))
-    await col.insert_one(_session("s-empty", "alice", [], []))
+    await _session(storage, "s-many", "alice", runs, messages)
+    await _session(storage, "s-empty", "alice", [], [])
     # A message without created_at: normal execution answers with an error; so must we.
     broken = [{"id": "b-1", "role": "user", "content": "no time", "run_id": None}]
-    await col.insert_one(_session("s-broken", "alice", [], broken))
-    other_run = run_document(run_id="x-1", agent_id="agent", status="COMPLETED", messages=[],
+    await _session(storage, "s-broken", "alice", [], broken)
+    other_run = run_document(run_id="x-1", agent_id="agent", status="COMPLETED",
                              created_at=_at(50), retrieved_context=_chunks("x", 2))  # fmt: skip
-    await col.insert_one(_session("s-other", "bob", [other_run], []))
+    await _session(storage, "s-other", "bob", [other_run], [])
 
 
 CURSORS = [position_cursor(kind, n) for kind in "mr" for n in range(0, 12, 2)] + ["!!bad"]

@@ -403,57 +403,55 @@ async def test_record_run_for_a_user_into_another_users_session_is_not_found(
 BIG = 4_000_000  # characters per recordRun; the request body limit is 8 MiB
 
 
-def big_run(n: int) -> dict[str, Any]:
-    # A tool message is stored once (user input and assistant answer are copied into the run).
+def big_run(n: int, size: int = BIG) -> dict[str, Any]:
     return {
         "sessionId": "huge",
         "runId": f"big-{n}",
         "agentId": "a",
         "messages": [
-            {"role": "TOOL", "content": str(n) * BIG, "toolCallId": f"t{n}", "name": "dump"}
+            {"role": "TOOL", "content": str(n) * size, "toolCallId": f"t{n}", "name": "dump"}
         ],
     }
 
 
-async def test_record_run_past_16_mb_is_session_too_large_and_changes_nothing(
-    gql: GraphQLClient,
-) -> None:
+RECORD_ID = "mutation($input: RecordRunInput!) { recordRun(input: $input) { id } }"
+
+
+async def test_a_session_grows_past_16_mb(gql: GraphQLClient) -> None:
+    # 24 MB of tool results: far past one document's 16 MiB; older turns move into pages.
     await record(gql, sessionId="huge", runId="small")
-    for n in range(4):  # ~16.0 MB: under the 16 MiB document limit
-        await gql.data(
-            "mutation($input: RecordRunInput!) { recordRun(input: $input) { id } }",
-            {"input": big_run(n)},
-        )
-    state = """{ session(id: "huge") { messageCount runCount updatedAt
-                 messages(last: 1) { totalCount nodes { toolCallId } }
-                 runs { nodes { id } } } }"""
-    before = await gql.data(state)
-    assert before["session"]["runCount"] == 5
-    body = await gql(
-        "mutation($input: RecordRunInput!) { recordRun(input: $input) { id } }",
-        {"input": big_run(4)},
-    )
-    assert codes(body) == ["SESSION_TOO_LARGE"]
-    assert body["data"] is None
-    after = await gql.data(state)
-    assert after == before
-    assert [r["id"] for r in after["session"]["runs"]["nodes"]] == [
-        "small",
-        "big-0",
-        "big-1",
-        "big-2",
-        "big-3",
-    ]
-    assert (await gql.data('{ run(sessionId: "huge", runId: "big-4") { id } }'))["run"] is None
-    data = await gql.data('{ session(id: "huge") { messages(first: 2) { nodes { content } } } }')
-    assert [m["content"] for m in data["session"]["messages"]["nodes"]] == [
+    for n in range(6):
+        await gql.data(RECORD_ID, {"input": big_run(n)})
+    data = await gql.data("""{ session(id: "huge") { messageCount runCount
+        first: messages(first: 2) { nodes { content } }
+        last: messages(last: 1) { totalCount nodes { toolCallId } }
+        runs { nodes { id } } } }""")
+    session = data["session"]
+    assert (session["messageCount"], session["runCount"]) == (8, 7)
+    assert [m["content"] for m in session["first"]["nodes"]] == [
         "What is our Q1 revenue?",
         "Your Q1 revenue was $4.2 million.",
     ]
-    # A small run still fits.
-    await record(gql, sessionId="huge", runId="tiny")
-    data = await gql.data('{ session(id: "huge") { runCount } }')
-    assert data["session"]["runCount"] == 6
+    assert session["last"]["nodes"] == [{"toolCallId": "t5"}]
+    assert [r["id"] for r in session["runs"]["nodes"]] == ["small"] + [f"big-{n}" for n in range(6)]
+    one = await gql.data(
+        '{ session(id: "huge") { messages(first: 1, roles: [TOOL]) { nodes { content } } } }'
+    )
+    assert one["session"]["messages"]["nodes"][0]["content"] == "0" * BIG
+
+
+async def test_a_message_over_4_mib_is_refused_and_changes_nothing(gql: GraphQLClient) -> None:
+    await record(gql, sessionId="huge", runId="small")
+    state = """{ session(id: "huge") { messageCount runCount updatedAt
+                 messages(last: 1) { totalCount nodes { content } } } }"""
+    before = await gql.data(state)
+    body = await gql(RECORD_ID, {"input": big_run(0, size=4 * 1024 * 1024 + 1)})
+    assert codes(body) == ["BAD_USER_INPUT"]
+    assert "messages[0].content" in body["errors"][0]["message"]
+    assert "4 MiB" in body["errors"][0]["message"]
+    assert body["data"] is None
+    assert await gql.data(state) == before
+    assert (await gql.data('{ run(sessionId: "huge", runId: "big-0") { id } }'))["run"] is None
 
 
 # --- document limits ------------------------------------------------------------------------

@@ -80,7 +80,7 @@ async def set_times(
     fields: dict[str, Any] = {"updated_at": updated}
     if created is not None:
         fields["created_at"] = created
-    result = await storage.sessions.col.update_one({"_id": session_id}, {"$set": fields})
+    result = await storage.sessions.heads.update_one({"_id": session_id}, {"$set": fields})
     assert result.matched_count == 1
 
 
@@ -798,21 +798,16 @@ async def test_session_runs_of_an_empty_session(
 async def test_session_with_more_than_1000_runs_returns_all_oldest_first(
     client: httpx.AsyncClient, gql: GraphQLClient, storage: Storage
 ) -> None:
-    # 1001 runs recorded one by one would be slow; one run through GraphQL, then its copies
-    # appended in the stored layout (same document shape, only the ids and times differ).
-    await record(gql, sessionId="many-runs", runId="r-0000", createdAt=iso(T0))
-    doc = await storage.sessions.col.find_one({"_id": "many-runs"})
-    template = doc["runs"][0]
-    extra = []
-    for i in range(1, 1001):
-        t = T0 + timedelta(seconds=i)
-        extra.append(
-            template | {"id": f"r-{i:04d}", "created_at": t, "started_at": t, "completed_at": t}
-        )
-    await storage.sessions.col.update_one(
-        {"_id": "many-runs"},
-        {"$push": {"runs": {"$each": extra}}, "$inc": {"run_count": len(extra)}},
-    )
+    # 1001 runs recorded one by one would be slow: the session is imported whole (its older
+    # runs land in pages, as a long session's do).
+    runs = [
+        {"id": f"r-{i:04d}", "agent_id": "finance_agent", "status": "COMPLETED",
+         "created_at": T0 + timedelta(seconds=i), "completed_at": T0 + timedelta(seconds=i)}
+        for i in range(1001)
+    ]  # fmt: skip
+    session = {"id": "many-runs", "user_id": "local", "agent_id": "finance_agent",
+               "created_at": T0, "updated_at": T0}  # fmt: skip
+    assert await storage.sessions.import_session(session, [], runs)
     response = await client.get("/api/sessions/many-runs/runs")
     assert response.status_code == 200
     body = response.json()
@@ -958,8 +953,9 @@ async def test_delete_session(
         "session": None,
         "run": None,
     }
-    assert await storage.sessions.col.count_documents({"_id": SID}) == 0
-    assert await storage.sessions.col.count_documents({"runs.id": RUN_1}) == 0
+    assert await storage.sessions.heads.count_documents({"_id": SID}) == 0
+    assert await storage.sessions.pages.count_documents({"session_id": SID}) == 0
+    assert await storage.sessions.heads.count_documents({"runs.id": RUN_1}) == 0
     listing = (await client.get("/api/sessions")).json()
     assert [s["sessionId"] for s in listing["content"]] == ["keep-me"]
     assert listing["totalElements"] == 1
@@ -1040,7 +1036,7 @@ async def test_path_ids_that_cannot_be_ids_are_not_found(
     assert response.content == reference.content
     assert response.headers["content-type"] == reference.headers["content-type"]
     # nothing was deleted or changed by the attempt
-    assert await storage.sessions.col.count_documents({}) == 3
+    assert await storage.sessions.heads.count_documents({}) == 3
 
 
 async def test_longest_valid_id_is_served_and_one_more_is_not(

@@ -11,8 +11,6 @@ import asyncio
 import logging
 from typing import Any
 
-from pymongo.errors import PyMongoError
-
 from agent_sessions.agents import AgentBackendError, AgentReply, AgentTurn
 from agent_sessions.errors import (
     AgentFailed,
@@ -20,9 +18,16 @@ from agent_sessions.errors import (
     DatabaseUnavailable,
     NotFound,
     SessionTooLarge,
+    TooLarge,
 )
-from agent_sessions.storage.layout import MessageSpec
-from agent_sessions.storage.sessions import message_document, new_id, now, run_document
+from agent_sessions.storage.model import MessageSpec
+from agent_sessions.storage.sessions import (
+    StorageFailed,
+    message_document,
+    new_id,
+    now,
+    run_document,
+)
 
 from .context import Context
 from .validation import check_json_keys, client_id, name, non_blank
@@ -86,7 +91,6 @@ async def run_agent(
         run_id=run_id,
         agent_id=agent_id,
         status="RUNNING",
-        messages=[user_message],
         created_at=started,
         reasoning=reasoning,
     )
@@ -97,7 +101,9 @@ async def run_agent(
         new_session={"user_id": user, "agent_id": agent_id, "title": None, "metadata": {}},
         run=run,
         messages=[user_message],
+        fresh_id=True,
     )
+    run["input"] = message
     # From here on the run exists; finish it even if the request is cancelled.
     finish = asyncio.ensure_future(_finish(ctx, agent_id, session_id, run, user_message, owner))
     return session_id, await asyncio.shield(finish)
@@ -134,7 +140,7 @@ async def _finish(
             await sessions.update_run(
                 session_id=session_id, run_id=run["id"], owner=owner, changes=changes
             )
-        except PyMongoError:
+        except (DatabaseUnavailable, StorageFailed):
             # The database itself is gone: the run stays RUNNING until it is back; say so.
             raise DatabaseUnavailable() from exc
         raise AgentFailed(error, run_id=run["id"], session_id=session_id) from None
@@ -147,7 +153,7 @@ async def _ask(
 ) -> AgentReply:  # fmt: skip
     """The replayed history, sent to the agent with the new message."""
     [page] = await ctx.storage.sessions.page_messages(
-        [(session_id, MessageSpec(fields=HISTORY_FIELDS))], owner
+        [(session_id, MessageSpec(fields=HISTORY_FIELDS))], owner=owner
     )
     history = []
     for _, m in page.items if page else ():
@@ -173,9 +179,9 @@ def _failure(exc: Exception) -> str:
     failure it was (never a stack trace)."""
     if isinstance(exc, AgentBackendError | ValueError):
         return str(exc)
-    if isinstance(exc, SessionTooLarge):
+    if isinstance(exc, SessionTooLarge | TooLarge):
         return f"the answer is too large: {exc.message}"
-    if isinstance(exc, PyMongoError):
+    if isinstance(exc, DatabaseUnavailable | StorageFailed):
         return "the answer could not be stored"
     return f"the answer could not be stored ({type(exc).__name__})"
 

@@ -45,7 +45,7 @@ from graphql import (
 )
 from graphql.execution.values import get_variable_values
 
-from agent_sessions.storage.layout import ChunkSpec, Page, RunSpec, SessionRead
+from agent_sessions.storage.model import ChunkSpec, Page, RunSpec, SessionRead
 
 from .cursors import position_cursor
 from .lookahead import CHUNK_READS, MESSAGE_READS, RUN_READS, SESSION_READS, STORED
@@ -700,7 +700,7 @@ class CompiledExecutor:
         if flat:
             ids = [r.args.values(variables)["id"] for r in flat]  # type: ignore[union-attr]
             fields = frozenset().union(*(r.session.fields for r in flat))  # type: ignore[union-attr]
-            found = await storage.sessions.get_sessions(ids, fields, owner)
+            found = await storage.sessions.get_sessions(ids, fields, owner=owner)
         flat_roots = {id(r) for r in flat}
         for root in plan.roots:
             if id(root) in flat_roots:
@@ -723,7 +723,7 @@ class CompiledExecutor:
             session_id = args["id"] if root.kind == "session" else args["sessionId"]
             env.session_id = session_id
             read, targets = _session_read(root.session, env, variables)
-            view = await storage.sessions.read_session(session_id, read, owner)
+            view = await storage.sessions.read_session(session_id, read, owner=owner)
             if view is None:
                 data[root.key] = None
                 continue

@@ -12,7 +12,7 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from agent_sessions.storage import Storage
-from agent_sessions.storage.layout import ChunkSpec, MessageSpec, Page, RunSpec
+from agent_sessions.storage.model import ChunkSpec, MessageSpec, Page, RunSpec
 
 Doc = dict[str, Any]
 
@@ -29,7 +29,9 @@ class SessionByIdLoader(DataLoader[tuple[str, frozenset[str]], Doc | None]):
     def __init__(self, storage: Storage, owner: str | None) -> None:
         async def load(keys: list[tuple[str, frozenset[str]]]) -> list[Doc | None]:
             fields = _union([f for _, f in keys])
-            docs = await storage.sessions.get_sessions([sid for sid, _ in keys], fields, owner)
+            docs = await storage.sessions.get_sessions(
+                [sid for sid, _ in keys], fields, owner=owner
+            )
             return [docs.get(sid) for sid, _ in keys]
 
         super().__init__(load)
@@ -40,7 +42,7 @@ class MessagesBySessionLoader(DataLoader[tuple[str, MessageSpec], Page | None]):
 
     def __init__(self, storage: Storage, owner: str | None) -> None:
         async def load(keys: list[tuple[str, MessageSpec]]) -> list[Page | None]:
-            return await storage.sessions.page_messages(keys, owner)
+            return await storage.sessions.page_messages(keys, owner=owner)
 
         super().__init__(load)
 
@@ -50,7 +52,7 @@ class RunsBySessionLoader(DataLoader[tuple[str, RunSpec], Page | None]):
 
     def __init__(self, storage: Storage, owner: str | None) -> None:
         async def load(keys: list[tuple[str, RunSpec]]) -> list[Page | None]:
-            return await storage.sessions.page_runs(keys, owner)
+            return await storage.sessions.page_runs(keys, owner=owner)
 
         super().__init__(load)
 
@@ -61,7 +63,9 @@ class RunByIdLoader(DataLoader[tuple[str, str, frozenset[str]], Doc | None]):
     def __init__(self, storage: Storage, owner: str | None) -> None:
         async def load(keys: list[tuple[str, str, frozenset[str]]]) -> list[Doc | None]:
             fields = _union([f for *_, f in keys])
-            return await storage.sessions.get_runs([(s, r) for s, r, _ in keys], fields, owner)
+            return await storage.sessions.get_runs(
+                [(s, r) for s, r, _ in keys], fields, owner=owner
+            )
 
         super().__init__(load)
 
@@ -71,7 +75,7 @@ class RetrievedContextByRunLoader(DataLoader[tuple[str, str, ChunkSpec], list[Do
 
     def __init__(self, storage: Storage, owner: str | None) -> None:
         async def load(keys: list[tuple[str, str, ChunkSpec]]) -> list[list[Doc] | None]:
-            return await storage.sessions.get_run_chunks(keys, owner)
+            return await storage.sessions.get_run_chunks(keys, owner=owner)
 
         super().__init__(load)
 
@@ -83,7 +87,7 @@ class MessagesByRunLoader(DataLoader[tuple[str, str, frozenset[str]], list[tuple
         async def load(keys: list[tuple[str, str, frozenset[str]]]) -> list[list[tuple[int, Doc]]]:
             fields = _union([f for *_, f in keys])
             return await storage.sessions.get_run_messages(
-                [(s, r) for s, r, _ in keys], fields, owner
+                [(s, r) for s, r, _ in keys], fields, owner=owner
             )
 
         super().__init__(load)

@@ -17,7 +17,7 @@ from graphql.language import FragmentDefinitionNode, SelectionSetNode
 # value when it is absent or null). The compiled path serves these straight from documents.
 STORED: dict[str, dict[str, tuple[str, Any]]] = {
     "Session": {
-        "id": ("_id", None), "userId": ("user_id", None), "agentId": ("agent_id", None),
+        "id": ("id", None), "userId": ("user_id", None), "agentId": ("agent_id", None),
         "title": ("title", None), "metadata": ("metadata", None), "createdAt": ("created_at", None),
         "updatedAt": ("updated_at", None), "messageCount": ("message_count", None),
         "runCount": ("run_count", None),
@@ -58,8 +58,8 @@ STORED: dict[str, dict[str, tuple[str, Any]]] = {
 def _reads(
     type_name: str, computed: Mapping[str, tuple[str, ...]]
 ) -> Mapping[str, tuple[str, ...]]:
-    """GraphQL field → the stored fields it reads (``_id`` is always read)."""
-    plain = {name: () if key == "_id" else (key,) for name, (key, _) in STORED[type_name].items()}
+    """GraphQL field → the stored fields it reads."""
+    plain = {name: (key,) for name, (key, _) in STORED[type_name].items()}
     return plain | dict(computed)
 
 

@@ -22,7 +22,7 @@ from graphql import (
 from graphql.language import FragmentDefinitionNode
 
 from agent_sessions.errors import BadInput
-from agent_sessions.storage.layout import ChunkSpec, MessageSpec, RunSpec, SessionRead, SessionView
+from agent_sessions.storage.model import ChunkSpec, MessageSpec, RunSpec, SessionRead, SessionView
 
 from .lookahead import (
     CHUNK_READS,

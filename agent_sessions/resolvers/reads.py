@@ -10,8 +10,7 @@ from typing import Any
 from graphql import GraphQLResolveInfo, VariableNode
 
 from agent_sessions.errors import BadInput
-from agent_sessions.storage.layout import Page
-from agent_sessions.storage.sessions import SessionFilter
+from agent_sessions.storage.model import EMPTY_PAGE, Page, SessionFilter
 
 from .context import Context
 from .cursors import decode_session_cursor
@@ -113,7 +112,7 @@ async def session(info: Any, session_id: str) -> Doc | None:
     plan = _selected(info, "plan", lambda _nodes, _fragments: plan_session(_raw(info), fields))
     if plan is None:
         return await ctx.loaders.session.load((session_id, fields))
-    view = await ctx.storage.sessions.read_session(session_id, plan.read, ctx.owner)
+    view = await ctx.storage.sessions.read_session(session_id, plan.read, owner=ctx.owner)
     if view is None:
         return None
     prime(ctx.loaders, session_id, plan, view)
@@ -176,12 +175,12 @@ async def sessions(
         if last is not None and len(docs) > last:
             docs, has_previous = docs[len(docs) - last :], True
     if has_next is None and connection_wants(info, "pageInfo", "hasNextPage"):
-        edge = (docs[-1]["updated_at"], docs[-1]["_id"]) if docs else b
+        edge = (docs[-1]["updated_at"], docs[-1]["id"]) if docs else b
         has_next = edge is not None and await store.any_sessions_beyond(
             sf, owner=owner, edge=edge, newer=False
         )
     if has_previous is None and connection_wants(info, "pageInfo", "hasPreviousPage"):
-        edge = (docs[0]["updated_at"], docs[0]["_id"]) if docs else a
+        edge = (docs[0]["updated_at"], docs[0]["id"]) if docs else a
         has_previous = edge is not None and await store.any_sessions_beyond(
             sf, owner=owner, edge=edge, newer=True
         )
@@ -211,14 +210,14 @@ async def session_messages(info: Any, session_id: str, args: dict[str, Any]) -> 
     """``Session.messages``: a window of the session's messages, through the loader."""
     spec = message_spec(args, item_fields(info, MESSAGE_READS, "messages"))
     page = await _context(info).loaders.messages.load((session_id, spec))
-    return page or Page([], 0, False, False)
+    return page or EMPTY_PAGE
 
 
 async def session_runs(info: Any, session_id: str, args: dict[str, Any]) -> Page:
     """``Session.runs``: a window of the session's runs, through the loader."""
     spec = run_spec(args, item_fields(info, RUN_READS, "runs"))
     page = await _context(info).loaders.runs.load((session_id, spec))
-    return page or Page([], 0, False, False)
+    return page or EMPTY_PAGE
 
 
 async def run(info: Any, session_id: str, run_id: str) -> Doc | None:
@@ -233,7 +232,7 @@ async def run_with_chunks(info: Any, session_id: str, run_id: str) -> Doc | None
     if plan is None:
         return await run(info, session_id, run_id)
     ctx = _context(info)
-    view = await ctx.storage.sessions.read_session(session_id, plan.read, ctx.owner)
+    view = await ctx.storage.sessions.read_session(session_id, plan.read, owner=ctx.owner)
     if view is None:
         return None
     prime(ctx.loaders, session_id, plan, view)

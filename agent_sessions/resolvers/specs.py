@@ -11,7 +11,7 @@ from typing import Any
 from graphql import FieldNode, GraphQLObjectType, Undefined, VariableNode, value_from_ast
 
 from agent_sessions.errors import BadInput
-from agent_sessions.storage.layout import ChunkSpec, MessageSpec, RunSpec, Window
+from agent_sessions.storage.model import ChunkSpec, MessageSpec, RunSpec, Window
 
 from .cursors import decode_position
 

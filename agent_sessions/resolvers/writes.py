@@ -103,7 +103,8 @@ async def record_run(info: Any, data: Any) -> tuple[str, Doc]:
     caller = ctx.caller
     user_id = caller.acting_for(name(data.user_id, "userId"))
     session_id = client_id(data.session_id, "sessionId") or new_id()
-    run_id = client_id(data.run_id, "runId") or new_id()
+    given_run_id = client_id(data.run_id, "runId")
+    run_id = given_run_id or new_id()
     agent_id = name(data.agent_id, "agentId")
     created_at = data.created_at or now()
     messages = message_docs(data.messages, run_id, created_at)
@@ -111,7 +112,6 @@ async def record_run(info: Any, data: Any) -> tuple[str, Doc]:
         run_id=run_id,
         agent_id=agent_id,
         status=data.status.value if data.status is not None else "COMPLETED",
-        messages=messages,
         created_at=created_at,
         completed_at=data.completed_at,
         content=data.content,
@@ -130,13 +130,14 @@ async def record_run(info: Any, data: Any) -> tuple[str, Doc]:
         new_session={"user_id": user_id, "agent_id": agent_id, "title": None, "metadata": {}},
         run=run,
         messages=messages,
+        fresh_id=given_run_id is None,
     )
     return session_id, stored
 
 
 async def delete_session(info: Any, session_id: str) -> bool:
     ctx = _context(info)
-    return await ctx.storage.sessions.delete_session(session_id, ctx.owner)
+    return await ctx.storage.sessions.delete_session(session_id, owner=ctx.owner)
 
 
 async def create_api_key(info: Any, user_id: str, admin: bool) -> tuple[str, str]:

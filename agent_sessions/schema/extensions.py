@@ -9,7 +9,6 @@ from typing import Any
 
 import strawberry
 from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse
-from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 from strawberry.types import ExecutionResult
@@ -27,9 +26,8 @@ def coded(error: GraphQLError, request_id: str | None) -> GraphQLError:
     original = error.original_error
     while isinstance(original, GraphQLError) and original.original_error is not None:
         original = original.original_error
-    if isinstance(original, (ConnectionFailure, ServerSelectionTimeoutError)):
-        log.warning("request %s: database unavailable: %s", request_id, original)
-        original = DatabaseUnavailable()
+    if isinstance(original, DatabaseUnavailable):
+        log.warning("request %s: database unavailable: %s", request_id, original.__cause__)
     if isinstance(original, ServiceError):
         message, extensions = original.message, original.extensions
     elif error.path is None:

@@ -9,7 +9,7 @@ from strawberry import ID, UNSET, Info
 from agent_sessions.errors import NotFound
 from agent_sessions.resolvers import reads
 from agent_sessions.resolvers.cursors import position_cursor, session_cursor
-from agent_sessions.storage.layout import Page
+from agent_sessions.storage.model import Page
 
 from .enums import Role, RunStatus
 from .scalars import JSON, DateTime
@@ -278,7 +278,7 @@ class Session:
     def from_doc(cls, d: dict[str, Any]) -> "Session":
         g = d.get
         return cls(
-            id=d["_id"],
+            id=d["id"],
             user_id=g("user_id"),
             agent_id=g("agent_id"),
             title=g("title"),

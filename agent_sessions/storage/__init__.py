@@ -15,8 +15,18 @@ from pymongo.monitoring import CommandListener
 
 from .embedded import EmbeddedServer, EmbeddedServerError, start_embedded
 from .keys import ApiKeyStore, KeyRecord
-from .layout import API_KEY_INDEXES, API_KEYS, SESSION_INDEXES, SESSIONS
-from .sessions import SessionStore
+from .layout import (
+    API_KEY_INDEXES,
+    API_KEYS,
+    DEFAULT_BOUNDS,
+    PAGE_INDEXES,
+    PAGES,
+    SESSION_INDEXES,
+    SESSIONS,
+    Bounds,
+)
+from .migrate import ensure_layout
+from .sessions import SessionStore, StorageFailed
 
 log = logging.getLogger("agent_sessions.storage")
 
@@ -27,6 +37,7 @@ __all__ = [
     "KeyRecord",
     "SessionStore",
     "Storage",
+    "StorageFailed",
 ]
 
 
@@ -35,13 +46,17 @@ class Storage:
     client: AsyncMongoClient
     database: str
     embedded: EmbeddedServer | None = None
+    bounds: Bounds = DEFAULT_BOUNDS
+    # Heads move older turns into pages in transactions: a replica set (a single-node one
+    # is fine), a sharded cluster, Atlas, or the embedded database. Set by ``connect``.
+    transactions: bool = True
     sessions: SessionStore = field(init=False)
     keys: ApiKeyStore = field(init=False)
 
     def __post_init__(self) -> None:
-        db = self.client[self.database]
-        self.sessions = SessionStore(db[SESSIONS])
-        self.keys = ApiKeyStore(db[API_KEYS])
+        self.db = self.client[self.database]
+        self.sessions = SessionStore(self.db, bounds=self.bounds, moves=self.transactions)
+        self.keys = ApiKeyStore(self.db[API_KEYS])
 
     @classmethod
     async def open(
@@ -80,16 +95,35 @@ class Storage:
         *,
         embedded: EmbeddedServer | None = None,
         listeners: Sequence[CommandListener] = (),
+        bounds: Bounds = DEFAULT_BOUNDS,
     ) -> Storage:
+        """A client for ``uri``: indexes made, the layout upgraded when an earlier version
+        wrote the database."""
         client: AsyncMongoClient = AsyncMongoClient(
             uri,
             serverSelectionTimeoutMS=5000,
             event_listeners=list(listeners),
             appname="agent-sessions",
         )
-        storage = cls(client=client, database=database, embedded=embedded)
         try:
+            hello = await client.admin.command("hello")
+            transactions = "setName" in hello or hello.get("msg") == "isdbgrid"
+            if not transactions:
+                log.warning(
+                    "the database at %s is a standalone server, without transactions: "
+                    "sessions stay whole documents (limited to 16 MB) instead of moving "
+                    "older turns into pages; run it as a replica set (one node is enough)",
+                    uri.split("@")[-1],
+                )
+            storage = cls(
+                client=client,
+                database=database,
+                embedded=embedded,
+                bounds=bounds,
+                transactions=transactions,
+            )
             await storage.create_indexes()
+            await ensure_layout(storage)
         except BaseException:
             await client.close()
             raise
@@ -97,7 +131,11 @@ class Storage:
 
     async def create_indexes(self) -> None:
         db = self.client[self.database]
-        for collection, indexes in ((SESSIONS, SESSION_INDEXES), (API_KEYS, API_KEY_INDEXES)):
+        for collection, indexes in (
+            (SESSIONS, SESSION_INDEXES),
+            (PAGES, PAGE_INDEXES),
+            (API_KEYS, API_KEY_INDEXES),
+        ):
             for keys, options in indexes:
                 await db[collection].create_index(keys, **options)
 

@@ -1,19 +1,37 @@
-"""The session document: its field names, indexes, and the read specs that project it.
+"""How sessions are laid out in MongoDB: the only module that spells stored field names.
 
-One document per session (collection ``sessions``)::
+A session is a **head** document in ``sessions`` and, once it has grown past a bound, any
+number of **page** documents in ``session_pages`` (MongoDB's Bucket and Outlier patterns).
+The head holds the session's own fields, its counters and its newest turns; pages hold
+older turns, in order, each with the runs and retrieved context it received::
 
-    {_id, user_id, agent_id, title, metadata, created_at, updated_at,
-     message_count, run_count,
-     messages: [{id, role, content, run_id, created_at, name?, tool_calls?, tool_call_id?}],
-     runs: [{id, agent_id, status, input, content, error, reasoning, usage,
-             created_at, started_at, completed_at, retrieval_diagnostics,
-             retrieved_context: [{id, text, score, retrieval_score, reranker_score,
-                                  source_id, source_name, knowledge_base_id, kb_name,
-                                  indexing_strategy, meta, included_in_context}]}]}
+    head  {_id, v: 2, user_id, agent_id, title, metadata, created_at, updated_at,
+           message_count, run_count,           # live totals
+           n_roles: [user, assistant, tool, system], n_status: [QUEUED … CANCELLED],
+           m_next, r_next,                     # the seq the next message / run gets
+           m_cut, r_cut,                       # every seq below these is in the pages
+           pages,                              # how many pages there are (n = 0 … pages-1)
+           before: {m, r, roles, status},      # counts held by the pages, in all
+           bytes, entries,                     # the head's size: BSON bytes, array entries
+           messages: [message], runs: [run]}
+    page  {_id, session_id, user_id, n, m_lo, m_hi, r_lo, r_hi,
+           before: {m, r, roles, status},      # counts held by the pages before this one
+           own: {m, r, roles, status}, bytes, messages: [message], runs: [run]}
 
-Messages and runs are append-only, so an item's position in its array is stable and
-serves as its cursor. Every read names the fields it needs; the pipelines below return
-only those, so bytes read from the database follow the fields asked for.
+    message {seq, id, role, content, run_id, created_at, name?, tool_calls?, tool_call_id?}
+    run     {seq, id, agent_id, status, error, reasoning, usage, created_at, started_at,
+             completed_at, retrieval_diagnostics, retrieved_context: [chunk],
+             mseq: [seq],       # the run's messages
+             in?, out?,         # seqs of its input (first user) and answer (last assistant)
+             content?}          # only when recorded with an answer its messages do not hold
+
+Every message and run has a ``seq``; page ``n`` holds the message seqs ``[m_lo, m_hi)``
+and the run seqs ``[r_lo, r_hi)``, the head everything from ``m_cut``/``r_cut`` on; both
+arrays are sorted by seq in every document. A user message's text is stored once:
+``Run.input`` and ``Run.content`` are read through ``in``/``out``.
+
+Sessions written before this layout (one document, no ``v``) are migrated at start-up
+(``storage.migrate``).
 """
 
 from __future__ import annotations
@@ -21,160 +39,180 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .model import (
+    CHUNK_FIELDS,
+    MESSAGE_FIELDS,
+    ROLES,
+    RUN_FIELDS,
+    STATUSES,
+    ChunkSpec,
+    Window,
+)
+
 SESSIONS = "sessions"
+PAGES = "session_pages"
 API_KEYS = "api_keys"
+META = "agent_sessions_meta"
+LAYOUT_VERSION = 2
 
-SESSION_FIELDS = frozenset(
-    {
-        "user_id",
-        "agent_id",
-        "title",
-        "metadata",
-        "created_at",
-        "updated_at",
-        "message_count",
-        "run_count",
-    }
-)
-MESSAGE_FIELDS = frozenset(
-    {"id", "role", "content", "run_id", "created_at", "name", "tool_calls", "tool_call_id"}
-)
-RUN_FIELDS = frozenset(
-    {
-        "id",
-        "agent_id",
-        "status",
-        "input",
-        "content",
-        "error",
-        "reasoning",
-        "usage",
-        "created_at",
-        "started_at",
-        "completed_at",
-        "retrieval_diagnostics",
-        "retrieved_context",
-    }
-)
-CHUNK_FIELDS = frozenset(
-    {
-        "id",
-        "text",
-        "score",
-        "retrieval_score",
-        "reranker_score",
-        "source_id",
-        "source_name",
-        "knowledge_base_id",
-        "kb_name",
-        "indexing_strategy",
-        "meta",
-        "included_in_context",
-    }
-)
+Doc = dict[str, Any]
+IndexSpec = tuple[list[tuple[str, int]], dict[str, Any]]
 
-# (keys, options) for create_index; the list reads walk these newest-first.
-SESSION_INDEXES: list[tuple[list[tuple[str, int]], dict[str, Any]]] = [
+# (keys, options) for create_index. The list reads walk these newest-first; the pages are
+# found by session and seq, by number, or by a run id.
+SESSION_INDEXES: list[IndexSpec] = [
     ([("user_id", 1), ("updated_at", -1), ("_id", 1)], {"name": "user_updated"}),
     ([("agent_id", 1), ("updated_at", -1), ("_id", 1)], {"name": "agent_updated"}),
     ([("updated_at", -1), ("_id", 1)], {"name": "updated"}),
 ]
-API_KEY_INDEXES: list[tuple[list[tuple[str, int]], dict[str, Any]]] = [
+PAGE_INDEXES: list[IndexSpec] = [
+    ([("session_id", 1), ("n", 1)], {"name": "session_n", "unique": True}),
+    ([("session_id", 1), ("m_lo", 1)], {"name": "session_messages"}),
+    ([("session_id", 1), ("r_lo", 1)], {"name": "session_runs"}),
+    ([("session_id", 1), ("runs.id", 1)], {"name": "session_run_ids"}),
+]
+API_KEY_INDEXES: list[IndexSpec] = [
     ([("hash", 1)], {"name": "hash", "unique": True}),
 ]
 
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """A Relay-style window over positions: ``after``/``before`` are exclusive positions."""
-
-    first: int | None = None
-    after: int | None = None
-    last: int | None = None
-    before: int | None = None
+# The shard keys for a sharded cluster (README, "Scaling out"): every command on one
+# session names its id, so each is routed to one shard; lists of sessions ask every shard.
+SHARD_KEYS = {SESSIONS: {"_id": "hashed"}, PAGES: {"session_id": "hashed"}}
 
 
 @dataclass(frozen=True, slots=True)
-class ChunkSpec:
-    """Which chunks of a run, and which of their fields (``None``: all)."""
+class Bounds:
+    """When the head moves its older turns into a page, and how large a page may be.
 
-    fields: frozenset[str] | None = None
-    included_only: bool = False
-    min_score: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MessageSpec:
-    window: Window = Window()
-    roles: tuple[str, ...] | None = None
-    fields: frozenset[str] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RunSpec:
-    window: Window = Window()
-    statuses: tuple[str, ...] | None = None
-    fields: frozenset[str] | None = None  # "retrieved_context" among them brings ``chunks``
-    chunks: ChunkSpec = ChunkSpec()
-
-
-@dataclass(frozen=True, slots=True)
-class SessionRead:
-    """Everything one request reads from one session, answered by a single aggregate.
-
-    ``messages``: windows of messages, each with the chunk filters to apply to the runs
-    of its assistant messages. ``runs``: windows of runs, each with (at most one) chunk
-    filter for every run in it. ``run_lookups``: runs by id, with their fields and
-    optional chunk filter.
+    The head moves turns out once it holds more than ``head_entries`` array entries
+    (messages, runs and chunks) or ``head_bytes``, down to half of each; a page spans at
+    most ``page_seqs`` message seqs and as many run seqs, and at most ``page_bytes``.
+    See the README ("Sessions without a ceiling") for the measurements behind them.
     """
 
-    fields: frozenset[str]
-    messages: tuple[tuple[MessageSpec, tuple[ChunkSpec, ...]], ...] = ()
-    runs: tuple[RunSpec, ...] = ()
-    run_lookups: tuple[tuple[str, RunSpec], ...] = ()
+    head_entries: int = 256
+    head_bytes: int = 512 * 1024
+    page_seqs: int = 512
+    page_bytes: int = 4 * 1024 * 1024
 
 
-@dataclass(slots=True)
-class SessionView:
-    """What a ``SessionRead`` found: the session's fields and each window or lookup, in
-    the read's order; ``chunks`` by (run id, chunk filter) for every run the windows or
-    lookups brought chunks for."""
+DEFAULT_BOUNDS = Bounds()
 
-    doc: dict[str, Any]
-    message_pages: list[Page]
-    run_pages: list[Page]
-    runs: list[dict[str, Any] | None]
-    chunks: dict[tuple[str, ChunkSpec], list[dict[str, Any]]]
+# A single message, and everything one write adds, are bounded: with a head of at most
+# head_bytes, one write always fits a 16 MB document.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+MAX_WRITE_BYTES = 10 * 1024 * 1024
 
 
-@dataclass(slots=True)
-class Page:
-    """A window of an embedded list: ``items`` are ``(position, item)`` pairs."""
+# --- records ↔ documents ----------------------------------------------------------------
 
-    items: list[tuple[int, dict[str, Any]]]
-    total: int
-    has_next: bool
-    has_previous: bool
+SESSION_KEYS = (
+    "user_id",
+    "agent_id",
+    "title",
+    "metadata",
+    "created_at",
+    "updated_at",
+    "message_count",
+    "run_count",
+)
+RUN_STORED = frozenset(RUN_FIELDS - {"input", "content"})
 
 
-# --- projection expressions ------------------------------------------------------------
+def session_record(doc: Doc) -> Doc:
+    """A head document's session fields under the record's names (``_id`` is ``id``)."""
+    out = {k: v for k, v in doc.items() if k in SESSION_KEYS}
+    out["id"] = doc["_id"]
+    return out
+
+
+def head_projection(fields: frozenset[str] | None) -> dict[str, Any]:
+    """A ``find`` projection of a head's session fields (``None``: all of them)."""
+    keys = SESSION_KEYS if fields is None else sorted(f for f in fields if f in SESSION_KEYS)
+    return {k: 1 for k in keys} | {"_id": 1}
+
+
+def role_index(role: str) -> int:
+    return ROLES.index(role)  # type: ignore[arg-type]
+
+
+def status_index(status: str) -> int:
+    return STATUSES.index(status)  # type: ignore[arg-type]
+
+
+def zero_counts() -> Doc:
+    return {"m": 0, "r": 0, "roles": [0] * len(ROLES), "status": [0] * len(STATUSES)}
+
+
+def counts_of(messages: list[Doc], runs: list[Doc]) -> Doc:
+    """The counters of a set of stored messages and runs."""
+    counts = zero_counts()
+    counts["m"], counts["r"] = len(messages), len(runs)
+    for m in messages:
+        counts["roles"][role_index(m["role"])] += 1
+    for r in runs:
+        counts["status"][status_index(r["status"])] += 1
+    return counts
+
+
+def add_counts(a: Doc, b: Doc, sign: int = 1) -> Doc:
+    return {
+        "m": a["m"] + sign * b["m"],
+        "r": a["r"] + sign * b["r"],
+        "roles": [x + sign * y for x, y in zip(a["roles"], b["roles"], strict=True)],
+        "status": [x + sign * y for x, y in zip(a["status"], b["status"], strict=True)],
+    }
+
+
+def matching(counts: Doc, kind: str, values: tuple[str, ...] | None) -> int:
+    """How many of the counted messages (``kind`` "m") or runs ("r") a filter matches."""
+    if values is None:
+        return int(counts[kind])
+    if kind == "m":
+        return sum(counts["roles"][role_index(v)] for v in values)
+    return sum(counts["status"][status_index(v)] for v in values)
+
+
+def head_counts(head: Doc) -> Doc:
+    """The session's totals, as ``counts_of`` would count them."""
+    return {
+        "m": head.get("message_count") or 0,
+        "r": head.get("run_count") or 0,
+        "roles": head.get("n_roles") or [0] * len(ROLES),
+        "status": head.get("n_status") or [0] * len(STATUSES),
+    }
+
+
+# --- expressions -------------------------------------------------------------------------
+# Client values inside expressions are always wrapped in $literal: a string such as
+# "$$r.id" would otherwise be read as a path or a variable.
 
 
 def literal(value: Any) -> dict[str, Any]:
-    """A client's value as a constant in an expression: inside one, a string such as
-    ``"$$r.id"`` would otherwise be read as a path or a variable."""
     return {"$literal": list(value) if isinstance(value, tuple) else value}
 
 
+def _size(expr: Any) -> dict[str, Any]:
+    return {"$size": expr}
+
+
+def _filter(source: Any, var: str, cond: Any) -> dict[str, Any]:
+    return {"$filter": {"input": source, "as": var, "cond": cond}}
+
+
+def _map(source: Any, var: str, expr: Any) -> dict[str, Any]:
+    return {"$map": {"input": source, "as": var, "in": expr}}
+
+
 def _pick(var: str, fields: frozenset[str] | None, every: frozenset[str]) -> Any:
-    """``$$var`` reduced to ``fields``; as it is when they cover ``every`` stored field,
-    since listing them all costs a per-field evaluation on the server for no bytes saved."""
+    """``$$var`` reduced to ``fields`` (and its seq); as it is when they cover every
+    stored field, since listing them all costs a per-field evaluation for no bytes saved."""
     if fields is None or fields >= every:
         return f"$${var}"
-    return {f: f"$${var}.{f}" for f in sorted(fields)}
+    return {f: f"$${var}.{f}" for f in sorted(fields | {"seq"})}
 
 
-def chunk_expr(run_var: str, spec: ChunkSpec) -> dict[str, Any]:
+def chunk_expr(run_var: str, spec: ChunkSpec) -> Any:
     """The chunks of ``$$run_var`` that ``spec`` selects, reduced to its fields."""
     conds: list[Any] = []
     if spec.included_only:
@@ -186,246 +224,176 @@ def chunk_expr(run_var: str, spec: ChunkSpec) -> dict[str, Any]:
         conds.append({"$gte": ["$$c.score", spec.min_score]})
     source: Any = {"$ifNull": [f"$${run_var}.retrieved_context", []]}
     if conds:
-        source = {"$filter": {"input": source, "as": "c", "cond": {"$and": conds}}}
-    picked = _pick("c", spec.fields, CHUNK_FIELDS)
-    if picked == "$$c":
+        source = _filter(source, "c", {"$and": conds})
+    if spec.fields is None or spec.fields >= CHUNK_FIELDS:
         return source
-    return {"$map": {"input": source, "as": "c", "in": picked}}
+    return _map(source, "c", {f: f"$$c.{f}" for f in sorted(spec.fields)})
 
 
-def run_item_expr(var: str, spec: RunSpec) -> Any:
-    """One run reduced to ``spec.fields``; its chunks filtered and reduced by ``spec.chunks``."""
-    fields = RUN_FIELDS if spec.fields is None else spec.fields
-    if "retrieved_context" in fields and spec.chunks == ChunkSpec() and fields >= RUN_FIELDS:
-        return f"$${var}"
-    out = {f: f"$${var}.{f}" for f in sorted(fields - {"retrieved_context"})}
+def run_item_expr(var: str, fields: frozenset[str] | None, chunks: ChunkSpec) -> Any:
+    """One run of this document reduced to ``fields``, its chunks filtered by ``chunks``.
+
+    ``input`` and ``content`` are read from the document's own messages (bound as
+    ``$$SEQ``/``$$TEXT`` by ``with_texts``) through the run's ``in``/``out``; ``_in``/
+    ``_out`` carry the seqs that were not found here, for the caller to read elsewhere.
+    """
+    fields = RUN_FIELDS if fields is None else fields
+    out: dict[str, Any] = {f: f"$${var}.{f}" for f in sorted(fields & RUN_STORED)}
+    out["seq"] = f"$${var}.seq"
+    out["id"] = f"$${var}.id"
     if "retrieved_context" in fields:
-        out["retrieved_context"] = chunk_expr(var, spec.chunks)
+        out["retrieved_context"] = chunk_expr(var, chunks)
+    for name, ref in (("input", "in"), ("content", "out")):
+        if name not in fields:
+            continue
+        at = {"$indexOfArray": ["$$SEQ", f"$${var}.{ref}"]}
+        found = {"$cond": [{"$gte": [at, 0]}, {"$arrayElemAt": ["$$TEXT", at]}, None]}
+        missing = {
+            "$cond": [
+                {
+                    "$and": [
+                        {"$ne": [{"$ifNull": [f"$${var}.{ref}", None]}, None]},
+                        {"$lt": [at, 0]},
+                    ]
+                },
+                f"$${var}.{ref}",
+                None,
+            ]
+        }
+        if name == "content":
+            # A stored answer of its own wins over the derived one.
+            found = {"$ifNull": [f"$${var}.content", found]}
+            missing = {
+                "$cond": [{"$ne": [{"$ifNull": [f"$${var}.content", None]}, None]}, None, missing]
+            }
+        out[name] = found
+        out[f"_{ref}"] = missing
     return out
 
 
-def window_expr(
-    array: str, window: Window, cond: Any | None, item: Any, var: str
-) -> dict[str, Any]:
-    """An expression giving a window of ``$array``: ``{items, count, lp}`` plus either
-    ``start`` (unfiltered: items are contiguous from there) or ``fp`` (filtered: items are
-    ``{i, v}`` pairs).
+def field_of(array: str, key: str) -> dict[str, Any]:
+    """``[x.key for x in $array]``. (``"$array.key"`` means the same in MongoDB, but
+    SecantusDB 0.7 reads such a path through an array of documents as missing.)"""
+    return _map({"$ifNull": [f"${array}", []]}, "x", f"$$x.{key}")
 
-    ``cond`` (over ``$$x.v``) filters the list first; ``count`` is the filtered size,
-    ``fp``/``lp`` the first and last filtered positions, used for hasPrevious/hasNext.
-    ``item`` projects one element bound to ``$$var``.
-    """
-    src = {"$ifNull": [f"${array}", []]}
-    lo, hi = (window.after + 1 if window.after is not None else 0), window.before
-    empty = window.first == 0 or window.last == 0
-    if cond is None:
-        # Fast path: positions are contiguous, so the window is one $slice from ``start``.
-        lo_e: Any = {"$min": [lo, "$$n"]}
-        hi_e: Any = {"$max": [{"$min": [hi, "$$n"]} if hi is not None else "$$n", lo_e]}
-        hi2 = {"$min": [hi_e, {"$add": [lo_e, window.first]}]} if window.first is not None else hi_e
-        lo2 = (
-            {"$max": [lo_e, {"$subtract": [hi2, window.last]}]} if window.last is not None else lo_e
-        )
-        size = {"$subtract": ["$$hi2", "$$lo2"]}
-        sliced: Any = {"$slice": [src, "$$lo2", {"$max": [size, 1]}]}
-        if item != f"$${var}":  # an identity $map would still visit every item
-            sliced = {"$map": {"input": sliced, "as": var, "in": item}}
-        items: Any = [] if empty else {"$cond": [{"$gt": [size, 0]}, sliced, []]}
-        last_pos = {"$cond": [{"$gt": ["$$n", 0]}, {"$subtract": ["$$n", 1]}, None]}
-        return {
-            "$let": {
-                "vars": {"n": {"$size": src}},
-                "in": {
-                    "$let": {
-                        "vars": {"lo2": lo2, "hi2": hi2},
-                        "in": {
-                            "items": items,
-                            "start": "$$lo2",
-                            "count": "$$n",
-                            "lp": last_pos,
-                            "rc": {"$subtract": [hi_e, lo_e]},
-                        },
-                    }
-                },
-            }
-        }
 
-    indexed = {
-        "$map": {
-            "input": {"$range": [0, {"$size": src}]},
-            "as": "i",
-            "in": {"i": "$$i", "v": {"$arrayElemAt": [src, "$$i"]}},
-        }
-    }
-    bounds = [{"$gte": ["$$x.i", lo]}]
-    if hi is not None:
-        bounds.append({"$lt": ["$$x.i", hi]})
-    in_range: Any = {"$filter": {"input": "$$f", "as": "x", "cond": {"$and": bounds}}}
-    ranged: Any = "$$r"
-    if empty:
-        ranged = []
-    else:
-        if window.first is not None:
-            ranged = {"$slice": [ranged, window.first]}
-        if window.last is not None:
-            ranged = {"$slice": [ranged, -window.last]}
-        ranged = {
-            "$map": {
-                "input": ranged,
-                "as": "x",
-                "in": {"i": "$$x.i", "v": {"$let": {"vars": {var: "$$x.v"}, "in": item}}},
-            }
-        }
+def with_texts(expr: Any) -> dict[str, Any]:
+    """``expr`` with the document's message seqs and texts bound as ``$$SEQ``/``$$TEXT``
+    (once per document: ``run_item_expr`` looks answers up in them)."""
     return {
         "$let": {
-            "vars": {"f": {"$filter": {"input": indexed, "as": "x", "cond": cond}}},
-            "in": {
-                "$let": {
-                    "vars": {"r": in_range},
-                    "in": {
-                        "items": ranged,
-                        "rc": {"$size": "$$r"},
-                        "count": {"$size": "$$f"},
-                        "fp": {
-                            "$let": {"vars": {"e": {"$arrayElemAt": ["$$f", 0]}}, "in": "$$e.i"}
-                        },
-                        "lp": {
-                            "$let": {"vars": {"e": {"$arrayElemAt": ["$$f", -1]}}, "in": "$$e.i"}
-                        },
-                    },
-                }
-            },
+            "vars": {"SEQ": field_of("messages", "seq"), "TEXT": field_of("messages", "content")},
+            "in": expr,
         }
     }
 
 
-def message_page_expr(spec: MessageSpec) -> dict[str, Any]:
-    cond = {"$in": ["$$x.v.role", literal(spec.roles)]} if spec.roles is not None else None
-    return window_expr("messages", spec.window, cond, _pick("m", spec.fields, MESSAGE_FIELDS), "m")
+def segment_expr(
+    array: str, window: Window, match: Any | None, item: Any, var: str, limit: int
+) -> dict[str, Any]:
+    """One document's part of a window over ``$array``: ``{items, rc, le, lt}``.
+
+    ``items``: the matching items in the range ``(after, before)``, at most ``limit``,
+    from the front (or from the back when only ``last`` is given), each as ``item`` with
+    the element bound to ``$$var``; ``rc`` counts them all; ``le``/``lt`` count the
+    matching items at or below ``after`` / below ``before`` (when those are given).
+    ``match`` is a condition over ``$$x`` (``None``: every item).
+    """
+    source = {"$ifNull": [f"${array}", []]}
+    matched: Any = source if match is None else _filter(source, "x", match)
+    bounds = []
+    if window.after is not None:
+        bounds.append({"$gt": ["$$x.seq", window.after]})
+    if window.before is not None:
+        bounds.append({"$lt": ["$$x.seq", window.before]})
+    ranged: Any = "$$M" if not bounds else _filter("$$M", "x", {"$and": bounds})
+    from_back = window.first is None and window.last is not None
+    if limit == 0:
+        items: Any = []
+    else:
+        items = {"$slice": ["$$R", -limit if from_back else limit]}
+        if item != f"$${var}":  # an identity $map would still visit every item
+            items = _map(items, var, item)
+    out: dict[str, Any] = {"items": items, "rc": _size("$$R")}
+    if window.after is not None:
+        out["le"] = _size(_filter("$$M", "x", {"$lte": ["$$x.seq", window.after]}))
+    if window.before is not None:
+        out["lt"] = _size(_filter("$$M", "x", {"$lt": ["$$x.seq", window.before]}))
+    return {"$let": {"vars": {"M": matched}, "in": {"$let": {"vars": {"R": ranged}, "in": out}}}}
 
 
-def _assistant_run_ids(spec: MessageSpec) -> dict[str, Any]:
-    """The run ids of the assistant messages in the window bound to ``$$p``."""
-    v = "$$it" if spec.roles is None else "$$it.v"
-    assistants = {
-        "$filter": {"input": "$$p.items", "as": "it", "cond": {"$eq": [f"{v}.role", "assistant"]}}
-    }
-    return {"$map": {"input": assistants, "as": "it", "in": f"{v}.run_id"}}
+def message_item(fields: frozenset[str] | None) -> Any:
+    return _pick("m", fields, MESSAGE_FIELDS)
 
 
-SMALL_WINDOW = 200
+def role_match(roles: tuple[str, ...] | None) -> Any | None:
+    return None if roles is None else {"$in": ["$$x.role", literal(roles)]}
 
 
-def _window_size(window: Window) -> int:
-    sizes = [n for n in (window.first, window.last) if n is not None]
-    return min(sizes) if sizes else 1 << 30
+def status_match(statuses: tuple[str, ...] | None) -> Any | None:
+    return None if statuses is None else {"$in": ["$$x.status", literal(statuses)]}
 
 
-def session_read_projection(read: SessionRead) -> dict[str, Any]:
-    """The ``$project`` stage answering ``read``: fields as they are, windows as ``m<n>``
-    (``{p: page, c: [{id, c<k>: chunks}]}``) and ``r<n>``, lookups as ``x<n>`` (a list of
-    zero or one run)."""
-    proj: dict[str, Any] = {f: 1 for f in read.fields}
-    for n, (spec, chunk_specs) in enumerate(read.messages):
-        if not chunk_specs:
-            proj[f"m{n}"] = {"p": message_page_expr(spec)}
-            continue
-        item = {"id": "$$r.id"} | {f"c{k}": chunk_expr("r", cs) for k, cs in enumerate(chunk_specs)}
-        if _window_size(spec.window) > SMALL_WINDOW:
-            # A large window cites most runs: map them all rather than match each run
-            # against the window's run ids, which costs runs × ids comparisons.
-            with_chunks: Any = {
-                "p": "$$p",
-                "c": {"$map": {"input": {"$ifNull": ["$runs", []]}, "as": "r", "in": item}},
-            }
-        else:
-            # The run ids are bound once: an expression inside $filter's cond would be
-            # evaluated again for every run.
-            cited = {
-                "$filter": {
-                    "input": {"$ifNull": ["$runs", []]},
-                    "as": "r",
-                    "cond": {"$in": ["$$r.id", "$$ids"]},
-                }
-            }
-            with_chunks = {
-                "$let": {
-                    "vars": {"ids": _assistant_run_ids(spec)},
-                    "in": {"p": "$$p", "c": {"$map": {"input": cited, "as": "r", "in": item}}},
-                }
-            }
-        proj[f"m{n}"] = {"$let": {"vars": {"p": message_page_expr(spec)}, "in": with_chunks}}
-    for n, spec in enumerate(read.runs):
-        proj[f"r{n}"] = run_page_expr(spec)
-    for n, (run_id, spec) in enumerate(read.run_lookups):
-        found = {
-            "$filter": {
-                "input": {"$ifNull": ["$runs", []]},
-                "as": "r",
-                "cond": {"$eq": ["$$r.id", literal(run_id)]},
-            }
+def cited_chunks_expr(items_var: str, chunk_specs: tuple[ChunkSpec, ...]) -> dict[str, Any]:
+    """For the assistant messages among ``$$items_var``, their runs in this document, each
+    as ``{id, c<k>: chunks}`` for every chunk filter."""
+    assistants = _filter(f"$${items_var}", "it", {"$eq": ["$$it.role", "assistant"]})
+    cited = _filter(
+        {"$ifNull": ["$runs", []]}, "r", {"$in": ["$$r.id", "$$ids"]}
+    )  # the ids are bound once: inside $filter's cond they would be evaluated per run
+    item = {"id": "$$r.id"} | {f"c{k}": chunk_expr("r", cs) for k, cs in enumerate(chunk_specs)}
+    return {
+        "$let": {
+            "vars": {"ids": _map(assistants, "it", "$$it.run_id")},
+            "in": _map(cited, "r", item),
         }
-        proj[f"x{n}"] = {"$map": {"input": found, "as": "r", "in": run_item_expr("r", spec)}}
-    return proj
+    }
 
 
-def run_messages_expr(run_ids: list[str], fields: frozenset[str] | None) -> dict[str, Any]:
-    """Every message that one of ``run_ids`` added, with its position."""
-    cond = {"$in": ["$$x.v.run_id", literal(run_ids)]}
-    return window_expr("messages", Window(), cond, _pick("m", fields, MESSAGE_FIELDS), "m")
+def runs_by_id_expr(run_ids: list[str], item: Any) -> dict[str, Any]:
+    """The runs of this document among ``run_ids``, each as ``item`` (bound to ``$$r``)."""
+    found = _filter({"$ifNull": ["$runs", []]}, "r", {"$in": ["$$r.id", literal(run_ids)]})
+    return _map(found, "r", item)
 
 
-def run_page_expr(spec: RunSpec) -> dict[str, Any]:
-    cond = {"$in": ["$$x.v.status", literal(spec.statuses)]} if spec.statuses is not None else None
-    return window_expr("runs", spec.window, cond, run_item_expr("r", spec), "r")
-
-
-def to_page(raw: dict[str, Any] | None, window: Window) -> Page:
-    """Turn a window expression's result into a ``Page`` with honest hasNext/hasPrevious."""
-    if not raw:
-        return Page([], 0, False, False)
-    if "start" in raw:  # contiguous slice: positions follow from its start
-        start = raw["start"]
-        items = [(start + k, v) for k, v in enumerate(raw.get("items") or ())]
-        fp = 0 if raw.get("count") else None
-    else:
-        items = [(x["i"], x["v"]) for x in raw.get("items") or ()]
-        fp = raw.get("fp")
-    lp = raw.get("lp")
-    if items:
-        has_next = lp is not None and items[-1][0] < lp
-        has_previous = fp is not None and items[0][0] > fp
-    else:
-        # An empty window: "first: 0" still has a next page when its range is not empty.
-        in_range = raw.get("rc") or 0
-        has_next = (window.first is not None and in_range > window.first) or (
-            window.before is not None and lp is not None and lp >= window.before
-        )
-        has_previous = (window.last is not None and in_range > window.last) or (
-            window.after is not None and fp is not None and fp <= window.after
-        )
-    return Page(items, raw.get("count") or 0, has_next, has_previous)
+def messages_by_seq_expr(seqs: list[int], fields: frozenset[str] | None) -> dict[str, Any]:
+    """The messages of this document among ``seqs``."""
+    found = _filter({"$ifNull": ["$messages", []]}, "m", {"$in": ["$$m.seq", literal(seqs)]})
+    item = message_item(fields)
+    return found if item == "$$m" else _map(found, "m", item)
 
 
 __all__ = [
     "API_KEYS",
     "API_KEY_INDEXES",
-    "CHUNK_FIELDS",
-    "MESSAGE_FIELDS",
-    "RUN_FIELDS",
+    "DEFAULT_BOUNDS",
+    "LAYOUT_VERSION",
+    "MAX_MESSAGE_BYTES",
+    "MAX_WRITE_BYTES",
+    "META",
+    "PAGES",
+    "PAGE_INDEXES",
     "SESSIONS",
-    "SESSION_FIELDS",
     "SESSION_INDEXES",
-    "ChunkSpec",
-    "MessageSpec",
-    "Page",
-    "RunSpec",
-    "Window",
+    "SHARD_KEYS",
+    "Bounds",
+    "add_counts",
     "chunk_expr",
-    "message_page_expr",
+    "cited_chunks_expr",
+    "counts_of",
+    "field_of",
+    "head_counts",
+    "head_projection",
+    "literal",
+    "matching",
+    "message_item",
+    "messages_by_seq_expr",
+    "role_match",
     "run_item_expr",
-    "run_messages_expr",
-    "run_page_expr",
-    "to_page",
-    "window_expr",
+    "runs_by_id_expr",
+    "segment_expr",
+    "session_record",
+    "status_match",
+    "with_texts",
+    "zero_counts",
 ]

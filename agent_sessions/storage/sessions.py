@@ -1,45 +1,71 @@
-"""Session operations in domain words. The only code that reads or writes session documents.
+"""Session operations in domain words, over the layout of ``layout``.
 
-Every operation takes ``owner``: a user id that scopes it (the filter carries
-``user_id``, so another user's session is simply not found), or ``None`` for an
-administrator acting on any session.
+Every operation takes ``owner`` as a required keyword: a user id that scopes it (the
+filter carries ``user_id``, so another user's session is simply not found), or ``None``
+for an administrator acting on any session. What comes back are records (``model``);
+driver errors become ``DatabaseUnavailable`` (the database does not answer) or
+``StorageFailed`` here, so nothing above storage needs to know the driver.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+import bson
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DocumentTooLarge, DuplicateKeyError, OperationFailure, WriteError
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import (
+    ConnectionFailure,
+    DocumentTooLarge,
+    DuplicateKeyError,
+    OperationFailure,
+    PyMongoError,
+)
 
-from agent_sessions.errors import NotFound, SessionTooLarge
+from agent_sessions.errors import DatabaseUnavailable, NotFound, SessionTooLarge, TooLarge
 
-from .layout import (
+from . import layout as L
+from .build import build_session
+from .layout import Bounds, Doc
+from .model import (
+    ROLES,
+    STATUSES,
+    TERMINAL,
+    ChunkRecord,
     ChunkSpec,
+    MessageRecord,
     MessageSpec,
+    NewSession,
     Page,
+    RunRecord,
     RunSpec,
+    SessionFilter,
     SessionRead,
+    SessionRecord,
+    SessionSlice,
     SessionView,
     Window,
-    chunk_expr,
-    literal,
-    message_page_expr,
-    run_item_expr,
-    run_messages_expr,
-    run_page_expr,
-    session_read_projection,
-    to_page,
 )
+from .paging import _Retry, move_older_turns, over
+from .windows import Missing, Segment, assemble, limit
 
 # Server error codes for a document that would outgrow the 16 MB BSON limit.
 _TOO_LARGE_CODES = {10334, 17419, 17420, 13548}
-_TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
+_HEAD_STATS = {"bytes": 1, "entries": 1, "pages": 1, "r_next": 1, "m_next": 1}
+_MAX_ROUNDS = 64  # page reads one window may take: far beyond any real one
+
+
+class StorageFailed(Exception):
+    """The database refused an operation for a reason that is not the caller's; an
+    internal error (masked for clients, logged)."""
 
 
 def now() -> datetime:
@@ -52,32 +78,48 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-@dataclass(frozen=True, slots=True)
-class SessionFilter:
-    user_id: str | None = None
-    agent_id: str | None = None
-    updated_after: datetime | None = None
-    updated_before: datetime | None = None
+def _translate(exc: PyMongoError) -> Exception:
+    if isinstance(exc, ConnectionFailure):
+        return DatabaseUnavailable()
+    if _too_large(exc):
+        return SessionTooLarge()
+    return StorageFailed(f"{type(exc).__name__}: {exc}")
 
 
-@dataclass(slots=True)
-class SessionSlice:
-    """One keyset page of sessions, newest ``updated_at`` first."""
+def translated(cls: type) -> type:
+    """Every public coroutine (and async generator) of ``cls`` raises our errors, not the
+    driver's."""
+    for name, fn in list(vars(cls).items()):
+        if name.startswith("_"):
+            continue
+        if inspect.isasyncgenfunction(fn):
+            setattr(cls, name, _wrap_gen(fn))
+        elif inspect.iscoroutinefunction(fn):
+            setattr(cls, name, _wrap(fn))
+    return cls
 
-    sessions: list[dict[str, Any]]
-    has_more: bool  # more sessions beyond this page, in the direction of travel
+
+def _wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await fn(*args, **kwargs)
+        except PyMongoError as exc:
+            raise _translate(exc) from exc
+
+    return run
 
 
-def _scope(owner: str | None, **filt: Any) -> dict[str, Any]:
-    if owner is not None:
-        filt["user_id"] = owner
-    return filt
+def _wrap_gen(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            async for item in fn(*args, **kwargs):
+                yield item
+        except PyMongoError as exc:
+            raise _translate(exc) from exc
 
-
-def _projection(fields: Iterable[str] | None) -> dict[str, int] | None:
-    if fields is None:
-        return {"messages": 0, "runs": 0}
-    return {f: 1 for f in fields} | {"_id": 1}
+    return run
 
 
 def _too_large(exc: Exception) -> bool:
@@ -86,26 +128,285 @@ def _too_large(exc: Exception) -> bool:
     return isinstance(exc, OperationFailure) and exc.code in _TOO_LARGE_CODES
 
 
-class SessionStore:
-    def __init__(self, collection: AsyncCollection) -> None:
-        self.col = collection
+def _scope(owner: str | None, **filt: Any) -> Doc:
+    if owner is not None:
+        filt["user_id"] = owner
+    return filt
 
-    # --- reads ------------------------------------------------------------------------
+
+# --- what writes take -----------------------------------------------------------------
+
+
+def message_document(
+    *,
+    role: str,
+    content: str | None,
+    run_id: str | None,
+    created_at: datetime,
+    name: str | None = None,
+    tool_calls: Sequence[dict[str, Any]] | None = None,
+    tool_call_id: str | None = None,
+) -> Doc:
+    """A new message (its ``seq`` is given when it is stored)."""
+    doc: Doc = {
+        "id": new_id(),
+        "role": role,
+        "content": content,
+        "run_id": run_id,
+        "created_at": created_at,
+    }
+    if name is not None:
+        doc["name"] = name
+    if tool_calls:
+        doc["tool_calls"] = list(tool_calls)
+    if tool_call_id is not None:
+        doc["tool_call_id"] = tool_call_id
+    return doc
+
+
+def run_document(
+    *,
+    run_id: str,
+    agent_id: str | None,
+    status: str,
+    created_at: datetime,
+    completed_at: datetime | None = None,
+    content: str | None = None,
+    error: str | None = None,
+    reasoning: dict[str, Any] | None = None,
+    usage: dict[str, Any] | None = None,
+    retrieval_diagnostics: dict[str, Any] | None = None,
+    retrieved_context: Sequence[dict[str, Any]] = (),
+) -> Doc:
+    """A new run. ``content`` is its final answer when it is not its last assistant
+    message's (then it is stored; otherwise it is read from that message)."""
+    if completed_at is None and status in TERMINAL:
+        completed_at = now()
+    run: Doc = {
+        "id": run_id,
+        "agent_id": agent_id,
+        "status": status,
+        "error": error,
+        "reasoning": reasoning,
+        "usage": usage,
+        "created_at": created_at,
+        "started_at": created_at,
+        "completed_at": completed_at,
+        "retrieval_diagnostics": retrieval_diagnostics,
+        "retrieved_context": list(retrieved_context),
+    }
+    if content is not None:
+        run["content"] = content
+    return run
+
+
+def _check_sizes(messages: Sequence[Doc], extra: Iterable[Doc] = ()) -> tuple[list[int], int]:
+    """The BSON size of each message and of everything written; ``TooLarge`` past the
+    per-message and per-write bounds."""
+    sizes = []
+    for n, m in enumerate(messages):
+        text = m.get("content")
+        # A str of n characters is at most 4n bytes: only long ones are measured.
+        if (
+            isinstance(text, str)
+            and len(text) > L.MAX_MESSAGE_BYTES // 4
+            and len(text.encode()) > L.MAX_MESSAGE_BYTES
+        ):
+            raise TooLarge(
+                f"messages[{n}].content is {len(text.encode()) / 2**20:.1f} MiB; "
+                f"a message may hold at most {L.MAX_MESSAGE_BYTES // 2**20} MiB"
+            )
+        sizes.append(len(bson.encode(m)))
+    total = sum(sizes) + sum(len(bson.encode(x)) for x in extra)
+    if total > L.MAX_WRITE_BYTES:
+        raise TooLarge(
+            f"one write may add at most {L.MAX_WRITE_BYTES // 2**20} MiB; this one adds "
+            f"{total / 2**20:.1f} MiB"
+        )
+    return sizes, total
+
+
+def _appended(messages: Sequence[Doc], next_seq: Any) -> Any:
+    """``$messages`` with ``messages`` appended, numbered from ``next_seq`` on."""
+    if not messages:
+        return {"$ifNull": ["$messages", []]}
+    numbered = {
+        "$map": {
+            "input": {"$range": [0, len(messages)]},
+            "as": "i",
+            "in": {
+                "$mergeObjects": [
+                    {"$arrayElemAt": [L.literal(list(messages)), "$$i"]},
+                    {"seq": {"$add": [next_seq, "$$i"]}},
+                ]
+            },
+        }
+    }
+    return {"$concatArrays": [{"$ifNull": ["$messages", []]}, numbered]}
+
+
+def _refs(messages: Sequence[Doc], base: Any) -> Doc:
+    """The run's references to ``messages`` (numbered from ``base``): ``mseq``, and ``in``
+    / ``out`` when the batch holds a user / an assistant message."""
+    out: Doc = {"mseq": {"$range": [base, {"$add": [base, len(messages)]}]}}
+    first_user = next((i for i, m in enumerate(messages) if m["role"] == "user"), None)
+    last_answer = next(
+        (i for i in range(len(messages) - 1, -1, -1) if messages[i]["role"] == "assistant"), None
+    )
+    if first_user is not None:
+        out["in"] = {"$add": [base, first_user]}
+    if last_answer is not None:
+        out["out"] = {"$add": [base, last_answer]}
+    return out
+
+
+def _role_counts(messages: Sequence[Doc]) -> list[int]:
+    return [sum(1 for m in messages if m["role"] == role) for role in ROLES]
+
+
+def _add_vector(path: str, deltas: Sequence[int]) -> Any:
+    """``$path`` (a vector of counts, maybe absent) plus ``deltas``."""
+    return [
+        {"$add": [{"$ifNull": [{"$arrayElemAt": [f"${path}", i]}, 0]}, d]}
+        for i, d in enumerate(deltas)
+    ]
+
+
+def _derived(run: Doc, messages: Sequence[Doc]) -> Doc:
+    """``input`` and ``content`` of a run being written, from its messages."""
+    user = next((m for m in messages if m["role"] == "user"), None)
+    answer = next((m for m in reversed(messages) if m["role"] == "assistant"), None)
+    content = run.get("content")
+    return {
+        "input": user.get("content") if user else None,
+        "content": content if content is not None else (answer.get("content") if answer else None),
+    }
+
+
+def _stored_run(run: Doc, messages: Sequence[Doc]) -> Doc:
+    """The run as it is stored: an answer equal to its last assistant message is not kept."""
+    run = dict(run)
+    answer = next((m for m in reversed(messages) if m["role"] == "assistant"), None)
+    if answer is not None and run.get("content") == answer.get("content"):
+        run.pop("content", None)
+    return run
+
+
+# --- reads across head and pages --------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Job:
+    """One window of one session, resolved over its head and as many pages as it needs."""
+
+    session_id: str
+    kind: str  # "m" or "r"
+    window: Window
+    values: tuple[str, ...] | None  # roles or statuses
+    item: Any  # the projection of one item
+    texts: bool  # run items that read input/content
+    chunk_specs: tuple[ChunkSpec, ...] = ()  # message windows: their runs' chunks
+    segments: list[Segment] = field(default_factory=list)
+    read: set[int] = field(default_factory=set)
+    missing: Missing | None = None
+    page: Page | None = None
+    cited: dict[tuple[str, ChunkSpec], list[ChunkRecord]] = field(default_factory=dict)
+
+    def expr(self) -> Any:
+        match = L.role_match(self.values) if self.kind == "m" else L.status_match(self.values)
+        array = "messages" if self.kind == "m" else "runs"
+        var = "m" if self.kind == "m" else "r"
+        out: Any = L.segment_expr(array, self.window, match, self.item, var, limit(self.window))
+        if self.chunk_specs:
+            out = {
+                "$let": {
+                    "vars": {"w": out},
+                    "in": {
+                        "items": "$$w.items",
+                        "rc": "$$w.rc",
+                        "le": "$$w.le",
+                        "lt": "$$w.lt",
+                        "c": L.cited_chunks_expr("w.items", self.chunk_specs),
+                    },
+                }
+            }
+        return L.with_texts(out) if self.texts else out
+
+    def add(self, raw: Doc, lo: int, hi: int | None, before: Doc, own: Doc) -> None:
+        part = raw or {}
+        items = [(x["seq"], x) for x in part.get("items") or ()]
+        window = self.window
+        self.segments.append(
+            Segment(
+                lo=lo,
+                hi=hi,
+                before=L.matching(before, self.kind, self.values),
+                own=L.matching(own, self.kind, self.values),
+                items=items,
+                in_range=part.get("rc") or 0,
+                le_after=(part.get("le") or 0) if window.after is not None else 0,
+                lt_before=(part.get("lt") or 0)
+                if window.before is not None
+                else L.matching(own, self.kind, self.values),
+            )
+        )
+        for run in part.get("c") or ():
+            for k, cs in enumerate(self.chunk_specs):
+                self.cited[(run["id"], cs)] = run.get(f"c{k}") or []
+
+    def settle(self, total: int, paged: bool) -> None:
+        got = assemble(self.window, total, self.segments)
+        if isinstance(got, Missing):
+            if not paged:
+                raise AssertionError(f"window {self.window} needs pages of an unpaged session")
+            self.missing = got
+        else:
+            self.missing, self.page = None, got
+
+
+def _exprs(by_session: dict[str, list[_Job]], session_id: str) -> Doc:
+    return {f"_w{id(job)}": job.expr() for job in by_session[session_id]}
+
+
+def _head_segment_bounds(head: Doc, kind: str) -> tuple[int, Doc, Doc]:
+    totals = L.head_counts(head)
+    before = head.get("before") or L.zero_counts()
+    lo = (head.get("m_cut") if kind == "m" else head.get("r_cut")) or 0
+    return lo, before, L.add_counts(totals, before, -1)
+
+
+@translated
+class SessionStore:
+    def __init__(
+        self, db: AsyncDatabase, *, bounds: Bounds = L.DEFAULT_BOUNDS, moves: bool = True
+    ) -> None:
+        self.heads: AsyncCollection = db[L.SESSIONS]
+        self.pages: AsyncCollection = db[L.PAGES]
+        self.client = db.client
+        self.bounds = bounds
+        # Whether heads move their older turns into pages: it takes transactions.
+        self.moves = moves
+        # Sessions known to have runs in pages: their appends with a client's run id go
+        # straight to the check across pages. A hint only, bounded; wrong costs a command.
+        self._paged: OrderedDict[str, None] = OrderedDict()
+
+    # --- sessions -------------------------------------------------------------------------
 
     async def get_sessions(
-        self, ids: Sequence[str], fields: Iterable[str] | None, owner: str | None
-    ) -> dict[str, dict[str, Any]]:
-        """Sessions by id (top-level fields only; ``None`` fields means all of them)."""
-        cursor = self.col.find(_scope(owner, _id={"$in": list(ids)}), _projection(fields))
-        return {doc["_id"]: doc async for doc in cursor}
+        self, ids: Sequence[str], fields: frozenset[str] | None, *, owner: str | None
+    ) -> dict[str, SessionRecord]:
+        """Sessions by id (their own fields; ``None`` fields means all of them)."""
+        cursor = self.heads.find(_scope(owner, _id={"$in": list(ids)}), L.head_projection(fields))
+        return {doc["_id"]: L.session_record(doc) async for doc in cursor}  # type: ignore[misc]
 
     async def get_session(
-        self, session_id: str, fields: Iterable[str] | None = None, owner: str | None = None
-    ) -> dict[str, Any] | None:
-        return await self.col.find_one(_scope(owner, _id=session_id), _projection(fields))
+        self, session_id: str, fields: frozenset[str] | None = None, *, owner: str | None
+    ) -> SessionRecord | None:
+        doc = await self.heads.find_one(_scope(owner, _id=session_id), L.head_projection(fields))
+        return None if doc is None else L.session_record(doc)  # type: ignore[return-value]
 
-    def _list_filter(self, filt: SessionFilter, owner: str | None) -> dict[str, Any] | None:
-        q: dict[str, Any] = {}
+    def _list_filter(self, filt: SessionFilter, owner: str | None) -> Doc | None:
+        q: Doc = {}
         if filt.user_id is not None:
             if owner is not None and filt.user_id != owner:
                 return None  # another user's sessions: nothing to see, nothing to ask
@@ -123,6 +424,14 @@ class SessionStore:
             q["updated_at"] = bounds
         return q
 
+    @staticmethod
+    def _beyond(edge: tuple[datetime, str], newer: bool) -> Doc:
+        """Sessions before (``newer``) or after ``edge`` in list order (newest first)."""
+        t, i = edge
+        if newer:
+            return {"$or": [{"updated_at": {"$gt": t}}, {"updated_at": t, "_id": {"$lt": i}}]}
+        return {"$or": [{"updated_at": {"$lt": t}}, {"updated_at": t, "_id": {"$gt": i}}]}
+
     async def list_sessions(
         self,
         filt: SessionFilter,
@@ -132,7 +441,7 @@ class SessionStore:
         after: tuple[datetime, str] | None = None,
         before: tuple[datetime, str] | None = None,
         backwards: bool = False,
-        fields: Iterable[str] | None = None,
+        fields: frozenset[str] | None = None,
     ) -> SessionSlice:
         """A keyset page: newest first, ties by id; ``after``/``before`` are (updated_at, id).
 
@@ -145,30 +454,25 @@ class SessionStore:
             return SessionSlice([], False)
         keyset = []
         if after is not None:
-            t, i = after
-            keyset.append(
-                {"$or": [{"updated_at": {"$lt": t}}, {"updated_at": t, "_id": {"$gt": i}}]}
-            )
+            keyset.append(self._beyond(after, newer=False))
         if before is not None:
-            t, i = before
-            keyset.append(
-                {"$or": [{"updated_at": {"$gt": t}}, {"updated_at": t, "_id": {"$lt": i}}]}
-            )
+            keyset.append(self._beyond(before, newer=True))
         if keyset:
             q = {"$and": [q, *keyset]}
         order = [("updated_at", DESCENDING), ("_id", ASCENDING)]
         if backwards:
             order = [("updated_at", ASCENDING), ("_id", DESCENDING)]
-        docs = await self.col.find(q, _projection(fields), sort=order, limit=limit + 1).to_list()
+        cursor = self.heads.find(q, L.head_projection(fields), sort=order, limit=limit + 1)
+        docs = [L.session_record(d) for d in await cursor.to_list()]
         has_more = len(docs) > limit
         docs = docs[:limit]
         if backwards:
             docs.reverse()
-        return SessionSlice(docs, has_more)
+        return SessionSlice(docs, has_more)  # type: ignore[arg-type]
 
     async def count_sessions(self, filt: SessionFilter, *, owner: str | None) -> int:
         q = self._list_filter(filt, owner)
-        return 0 if q is None else await self.col.count_documents(q)
+        return 0 if q is None else await self.heads.count_documents(q)
 
     async def any_sessions_beyond(
         self, filt: SessionFilter, *, owner: str | None, edge: tuple[datetime, str], newer: bool
@@ -177,12 +481,8 @@ class SessionStore:
         q = self._list_filter(filt, owner)
         if q is None:
             return False
-        t, i = edge
-        if newer:
-            cond = {"$or": [{"updated_at": {"$gt": t}}, {"updated_at": t, "_id": {"$lt": i}}]}
-        else:
-            cond = {"$or": [{"updated_at": {"$lt": t}}, {"updated_at": t, "_id": {"$gt": i}}]}
-        return await self.col.find_one({"$and": [q, cond]}, {"_id": 1}) is not None
+        found = await self.heads.find_one({"$and": [q, self._beyond(edge, newer)]}, {"_id": 1})
+        return found is not None
 
     async def page_sessions(
         self,
@@ -191,151 +491,449 @@ class SessionStore:
         owner: str | None,
         page: int,
         size: int,
-        fields: Iterable[str] | None = None,
-    ) -> tuple[list[dict[str, Any]], int]:
+        fields: frozenset[str] | None = None,
+    ) -> tuple[list[SessionRecord], int]:
         """Page ``page`` (0-based) of ``size`` sessions, newest first, and the total count."""
         q = self._list_filter(filt, owner)
         if q is None:
             return [], 0
         order = [("updated_at", DESCENDING), ("_id", ASCENDING)]
-        cursor = self.col.find(q, _projection(fields), sort=order, skip=page * size, limit=size)
-        return await cursor.to_list(), await self.col.count_documents(q)
+        cursor = self.heads.find(
+            q, L.head_projection(fields), sort=order, skip=page * size, limit=size
+        )
+        docs = [L.session_record(d) for d in await cursor.to_list()]
+        return docs, await self.heads.count_documents(q)  # type: ignore[return-value]
 
-    async def _project(
-        self, session_ids: Iterable[str], owner: str | None, projection: dict[str, Any]
-    ) -> dict[str, dict[str, Any]]:
-        """One aggregate over the visible sessions among ``session_ids``, projected."""
+    # --- windows, runs, chunks ------------------------------------------------------------
+
+    async def _resolve(self, jobs: list[_Job], heads: dict[str, Doc]) -> None:
+        """Finish every job from its head (already read into ``heads``) and the pages it
+        needs: one more command for all the jobs' pages, rarely a few."""
+        for job in jobs:
+            head = heads[job.session_id]
+            lo, before, own = _head_segment_bounds(head, job.kind)
+            job.add(head.get(f"_w{id(job)}"), lo, None, before, own)
+            job.settle(L.matching(L.head_counts(head), job.kind, job.values), _paged(head))
+        for _ in range(_MAX_ROUNDS):
+            waiting = [j for j in jobs if j.missing is not None]
+            if not waiting:
+                return
+            span = self.bounds.page_seqs
+            clauses = []
+            for job in waiting:
+                assert job.missing is not None
+                head = heads[job.session_id]
+                cut = (head.get("m_cut") if job.kind == "m" else head.get("r_cut")) or 0
+                key = "m_lo" if job.kind == "m" else "r_lo"
+                hi = min(job.missing.hi, cut)
+                clauses.append(
+                    {
+                        "session_id": job.session_id,
+                        key: {"$gt": job.missing.lo - span, "$lt": max(hi, job.missing.lo + 1)},
+                        "n": {"$nin": sorted(job.read)},
+                    }
+                )
+            by_session: dict[str, list[_Job]] = {}
+            for job in waiting:
+                by_session.setdefault(job.session_id, []).append(job)
+            pages = await self._page_docs(clauses, functools.partial(_exprs, by_session))
+            for page in pages:
+                for job in by_session[page["session_id"]]:
+                    if page["n"] in job.read:
+                        continue
+                    job.read.add(page["n"])
+                    lo, hi = (
+                        (page["m_lo"], page["m_hi"])
+                        if job.kind == "m"
+                        else (page["r_lo"], page["r_hi"])
+                    )
+                    job.add(page.get(f"_w{id(job)}"), lo, hi, page["before"], page["own"])
+            for job in waiting:
+                head = heads[job.session_id]
+                total = L.matching(L.head_counts(head), job.kind, job.values)
+                before = len(job.segments)
+                job.settle(total, True)
+                if job.missing is not None and len(job.segments) == before and not pages:
+                    raise AssertionError(f"pages of session {job.session_id} not found")
+        raise AssertionError("a window took more page reads than any session could need")
+
+    async def _page_docs(
+        self, clauses: list[Doc], project: Callable[[str], Doc], owner: str | None = None
+    ) -> list[Doc]:
+        """The pages matching any of ``clauses``, each projected by its session's
+        expressions (plus its place and counts), in order."""
+        if not clauses:
+            return []
+        sessions = list(dict.fromkeys(c["session_id"] for c in clauses))
+        base = {
+            "session_id": 1,
+            "n": 1,
+            "m_lo": 1,
+            "m_hi": 1,
+            "r_lo": 1,
+            "r_hi": 1,
+            "before": 1,
+            "own": 1,
+        }
+        if len(sessions) == 1:
+            projection = base | project(sessions[0])
+        else:
+            keys = sorted({k for sid in sessions for k in project(sid)})
+            per = {sid: project(sid) for sid in sessions}
+            projection = dict(base)
+            for key in keys:
+                projection[key] = {
+                    "$switch": {
+                        "branches": [
+                            {
+                                "case": {"$eq": ["$session_id", L.literal(sid)]},
+                                "then": per[sid][key],
+                            }
+                            for sid in sessions
+                            if key in per[sid]
+                        ],
+                        "default": None,
+                    }
+                }
+        match: Doc = {"$or": clauses} if len(clauses) > 1 else clauses[0]
+        if owner is not None:
+            match = {"$and": [match, {"user_id": owner}]}
+        pipeline = [
+            {"$match": match},
+            {"$project": projection},
+            {"$sort": {"session_id": 1, "n": 1}},
+        ]
+        return await (await self.pages.aggregate(pipeline)).to_list()
+
+    async def _heads_projected(
+        self, session_ids: Iterable[str], owner: str | None, projection: Doc
+    ) -> dict[str, Doc]:
+        meta = {
+            "m_cut": 1,
+            "r_cut": 1,
+            "pages": 1,
+            "before": 1,
+            "message_count": 1,
+            "run_count": 1,
+            "n_roles": 1,
+            "n_status": 1,
+        }
         pipeline = [
             {"$match": _scope(owner, _id={"$in": sorted(set(session_ids))})},
-            {"$project": projection},
+            {"$project": meta | projection},
         ]
-        cursor = await self.col.aggregate(pipeline)
+        cursor = await self.heads.aggregate(pipeline)
         return {doc["_id"]: doc async for doc in cursor}
 
-    async def _pages(
-        self, requests: Sequence[tuple[str, Any]], owner: str | None, expr: Any
-    ) -> list[Page | None]:
-        specs = list(dict.fromkeys(spec for _, spec in requests))
-        index = {spec: f"p{n}" for n, spec in enumerate(specs)}
-        docs = await self._project(
-            (sid for sid, _ in requests), owner, {index[spec]: expr(spec) for spec in specs}
+    def _message_job(self, sid: str, spec: MessageSpec, chunks: tuple[ChunkSpec, ...] = ()) -> _Job:
+        return _Job(sid, "m", spec.window, spec.roles, L.message_item(spec.fields), False, chunks)
+
+    def _run_job(self, sid: str, spec: RunSpec) -> _Job:
+        fields = None if spec.fields is None else spec.fields | {"id"}
+        texts = fields is None or bool(fields & {"input", "content"})
+        return _Job(
+            sid, "r", spec.window, spec.statuses, L.run_item_expr("r", fields, spec.chunks), texts
         )
-        return [
-            to_page(docs[sid].get(index[spec]), spec.window) if sid in docs else None
-            for sid, spec in requests
-        ]
 
     async def page_messages(
-        self, requests: Sequence[tuple[str, MessageSpec]], owner: str | None
+        self, requests: Sequence[tuple[str, MessageSpec]], *, owner: str | None
     ) -> list[Page | None]:
-        """Windows of messages, one per (session id, spec), in one round trip.
+        """Windows of messages, one per (session id, spec), in one or two round trips.
         ``None`` for a session that does not exist or is not ``owner``'s."""
-        return await self._pages(requests, owner, message_page_expr)
+        jobs = [self._message_job(sid, spec) for sid, spec in requests]
+        return await self._windows(jobs, owner)
 
     async def page_runs(
-        self, requests: Sequence[tuple[str, RunSpec]], owner: str | None
+        self, requests: Sequence[tuple[str, RunSpec]], *, owner: str | None
     ) -> list[Page | None]:
-        """Windows of runs, one per (session id, spec), in one round trip."""
-        return await self._pages(requests, owner, run_page_expr)
+        """Windows of runs, one per (session id, spec), in one or two round trips."""
+        jobs = [self._run_job(sid, spec) for sid, spec in requests]
+        pages = await self._windows(jobs, owner)
+        found = [
+            (job.session_id, run)
+            for job, page in zip(jobs, pages, strict=True)
+            for _, run in (page.items if page else ())
+        ]
+        await self._finish_runs(found, owner)
+        return pages
 
-    @staticmethod
-    def _runs_among(run_ids: Iterable[str]) -> dict[str, Any]:
-        return {
-            "$filter": {
-                "input": {"$ifNull": ["$runs", []]},
-                "as": "r",
-                "cond": {"$in": ["$$r.id", literal(sorted(set(run_ids)))]},
-            }
-        }
+    async def _windows(self, jobs: list[_Job], owner: str | None) -> list[Page | None]:
+        unique: dict[tuple[Any, ...], _Job] = {}
+        for job in jobs:
+            unique.setdefault(
+                (job.session_id, job.kind, repr(job.window), job.values, repr(job.item), job.texts),
+                job,
+            )
+        distinct = list(unique.values())
+        heads = await self._heads_projected(
+            (j.session_id for j in distinct), owner, {f"_w{id(j)}": j.expr() for j in distinct}
+        )
+        live = [j for j in distinct if j.session_id in heads]
+        await self._resolve(live, heads)
+        out = []
+        for job in jobs:
+            twin = unique[
+                (job.session_id, job.kind, repr(job.window), job.values, repr(job.item), job.texts)
+            ]
+            out.append(twin.page if twin.session_id in heads else None)
+        return out
 
     async def read_session(
-        self, session_id: str, read: SessionRead, owner: str | None
+        self, session_id: str, read: SessionRead, *, owner: str | None
     ) -> SessionView | None:
-        """Everything ``read`` asks of one session, in one aggregate; ``None`` when the
-        session does not exist or is not ``owner``'s."""
-        docs = await self._project([session_id], owner, session_read_projection(read))
-        doc = docs.get(session_id)
-        if doc is None:
+        """Everything ``read`` asks of one session: one command when its head holds it,
+        two when the windows reach into pages; ``None`` when the session does not exist
+        or is not ``owner``'s."""
+        m_jobs = [self._message_job(session_id, spec, chunks) for spec, chunks in read.messages]
+        r_jobs = [self._run_job(session_id, spec) for spec in read.runs]
+        lookups = list(read.run_lookups)
+        projection: Doc = {f: 1 for f in read.fields if f in L.SESSION_KEYS}
+        for job in (*m_jobs, *r_jobs):
+            projection[f"_w{id(job)}"] = job.expr()
+        for n, (run_id, spec) in enumerate(lookups):
+            fields = None if spec.fields is None else spec.fields | {"id"}
+            projection[f"_x{n}"] = L.with_texts(
+                L.runs_by_id_expr([run_id], L.run_item_expr("r", fields, spec.chunks))
+            )
+        heads = await self._heads_projected([session_id], owner, projection)
+        head = heads.get(session_id)
+        if head is None:
             return None
-        chunks: dict[tuple[str, ChunkSpec], list[dict[str, Any]]] = {}
-        message_pages = []
-        for n, (spec, chunk_specs) in enumerate(read.messages):
-            window = doc.pop(f"m{n}", None) or {}
-            message_pages.append(to_page(window.get("p"), spec.window))
-            for run in window.get("c") or ():
-                for k, cs in enumerate(chunk_specs):
-                    chunks[(run["id"], cs)] = run.get(f"c{k}") or []
-        run_pages = []
-        for n, spec in enumerate(read.runs):
-            page = to_page(doc.pop(f"r{n}", None), spec.window)
+        await self._resolve([*m_jobs, *r_jobs], heads)
+        runs: list[RunRecord | None] = []
+        for n, _ in enumerate(lookups):
+            found = head.get(f"_x{n}") or []
+            runs.append(found[0] if found else None)
+        # Lookups the head did not hold: in the pages, by their ids.
+        absent = [(n, lookups[n]) for n, r in enumerate(runs) if r is None]
+        if absent and (head.get("before") or {}).get("r"):
+            found_runs = await self._runs_in_pages(session_id, owner, absent)
+            for n, run in found_runs.items():
+                runs[n] = run
+        chunks: dict[tuple[str, ChunkSpec], list[ChunkRecord]] = {}
+        for job in m_jobs:
+            chunks.update(job.cited)
+        for spec, job in zip(read.runs, r_jobs, strict=True):
             if spec.fields is None or "retrieved_context" in spec.fields:
-                for _, run in page.items:
+                for _, run in job.page.items if job.page else ():
                     chunks[(run["id"], spec.chunks)] = run.get("retrieved_context") or []
-            run_pages.append(page)
-        runs: list[dict[str, Any] | None] = []
-        for n, (_, spec) in enumerate(read.run_lookups):
-            found = doc.pop(f"x{n}", None) or []
-            run = found[0] if found else None
+        for (_, spec), run in zip(lookups, runs, strict=True):
             if run is not None and (spec.fields is None or "retrieved_context" in spec.fields):
                 chunks[(run["id"], spec.chunks)] = run.get("retrieved_context") or []
-            runs.append(run)
-        return SessionView(doc, message_pages, run_pages, runs, chunks)
+        # Assistant messages whose run lives in another document than they do.
+        wanted = [
+            (msg["run_id"], cs)
+            for job in m_jobs
+            for _, msg in (job.page.items if job.page else ())
+            if msg.get("role") == "assistant" and msg.get("run_id")
+            for cs in job.chunk_specs
+            if (msg["run_id"], cs) not in chunks
+        ]
+        if wanted:
+            found = await self.get_run_chunks(
+                [(session_id, rid, cs) for rid, cs in dict.fromkeys(wanted)], owner=owner
+            )
+            for (rid, cs), got in zip(dict.fromkeys(wanted), found, strict=True):
+                chunks[(rid, cs)] = got or []
+        await self._finish_runs(
+            [(session_id, run) for job in r_jobs for _, run in (job.page.items if job.page else ())]
+            + [(session_id, r) for r in runs if r is not None],
+            owner,
+        )
+        return SessionView(
+            L.session_record({k: v for k, v in head.items() if k in L.SESSION_KEYS or k == "_id"}),  # type: ignore[arg-type]
+            [job.page for job in m_jobs],  # type: ignore[misc]
+            [job.page for job in r_jobs],  # type: ignore[misc]
+            runs,
+            chunks,
+        )
+
+    async def _runs_in_pages(
+        self, session_id: str, owner: str | None, wanted: list[tuple[int, tuple[str, RunSpec]]]
+    ) -> dict[int, RunRecord]:
+        """Runs by id from a session's pages: ``{slot: run}`` for those found."""
+        ids = sorted({rid for _, (rid, _) in wanted})
+        specs = {n: spec for n, (_, spec) in wanted}
+        project = {
+            f"_x{n}": L.with_texts(
+                L.runs_by_id_expr(
+                    [rid],
+                    L.run_item_expr("r", None if s.fields is None else s.fields | {"id"}, s.chunks),
+                )
+            )
+            for n, (rid, s) in wanted
+        }
+        pages = await self._page_docs(
+            [{"session_id": session_id, "runs.id": {"$in": ids}}], lambda _: project, owner
+        )
+        out: dict[int, RunRecord] = {}
+        for page in pages:
+            for n in specs:
+                found = page.get(f"_x{n}") or []
+                if found:
+                    out[n] = found[0]
+        return out
+
+    async def _runs_by_id(
+        self,
+        requests: Iterable[tuple[str, str]],
+        item: Any,
+        owner: str | None,
+        *,
+        texts: bool = False,
+        heads: dict[str, Doc] | None = None,
+    ) -> dict[tuple[str, str], Doc]:
+        """Runs by (session id, run id), each projected by ``item`` (bound to ``$$r``), from
+        the heads and then, for those not there, the pages: one command, or two. ``heads``
+        already read (with their counters) spares the first command."""
+        by_session: dict[str, list[str]] = {}
+        for sid, rid in requests:
+            by_session.setdefault(sid, []).append(rid)
+
+        def expr(rids: list[str]) -> Any:
+            found = L.runs_by_id_expr(sorted(set(rids)), item)
+            return L.with_texts(found) if texts else found
+
+        found: dict[tuple[str, str], Doc] = {}
+        if heads is None:
+            heads = await self._heads_by_session(by_session, owner, expr)
+            for sid, head in heads.items():
+                for run in head.get("_q") or ():
+                    found[(sid, run["id"])] = run
+        clauses, absent = [], {}
+        for sid, rids in by_session.items():
+            head = heads.get(sid)
+            if head is None or not (head.get("before") or {}).get("r"):
+                continue
+            rest = sorted({r for r in rids if (sid, r) not in found})
+            if rest:
+                absent[sid] = rest
+                clauses.append({"session_id": sid, "runs.id": {"$in": rest}})
+        for page in await self._page_docs(clauses, lambda sid: {"_q": expr(absent[sid])}, owner):
+            for run in page.get("_q") or ():
+                found[(page["session_id"], run["id"])] = run
+        return found
 
     async def get_runs(
-        self, requests: Sequence[tuple[str, str]], fields: frozenset[str] | None, owner: str | None
-    ) -> list[dict[str, Any] | None]:
-        """Runs by (session id, run id), reduced to ``fields``, in one round trip."""
-        item = run_item_expr("r", RunSpec(fields=None if fields is None else fields | {"id"}))
-        proj = {
-            "runs": {
-                "$map": {"input": self._runs_among(r for _, r in requests), "as": "r", "in": item}
-            }
-        }
-        docs = await self._project((s for s, _ in requests), owner, proj)
-        found = {
-            (sid, run["id"]): run for sid, doc in docs.items() for run in doc.get("runs") or ()
-        }
-        return [found.get(key) for key in requests]
+        self,
+        requests: Sequence[tuple[str, str]],
+        fields: frozenset[str] | None,
+        *,
+        owner: str | None,
+    ) -> list[RunRecord | None]:
+        """Runs by (session id, run id), reduced to ``fields``, in one or two round trips."""
+        fields = None if fields is None else fields | {"id"}
+        texts = fields is None or bool(fields & {"input", "content"})
+        item = L.run_item_expr("r", fields, ChunkSpec())
+        found = await self._runs_by_id(requests, item, owner, texts=texts)
+        await self._finish_runs([(sid, run) for (sid, _), run in found.items()], owner)
+        return [found.get(key) for key in requests]  # type: ignore[misc]
 
     async def get_run_chunks(
-        self, requests: Sequence[tuple[str, str, ChunkSpec]], owner: str | None
-    ) -> list[list[dict[str, Any]] | None]:
-        """Retrieved context of runs by (session id, run id, filter), in one round trip.
-        ``None`` where the run is not found."""
+        self, requests: Sequence[tuple[str, str, ChunkSpec]], *, owner: str | None
+    ) -> list[list[ChunkRecord] | None]:
+        """Retrieved context of runs by (session id, run id, filter), in one or two round
+        trips. ``None`` where the run is not found."""
         specs = list(dict.fromkeys(spec for *_, spec in requests))
         index = {spec: f"c{n}" for n, spec in enumerate(specs)}
-        item = {"id": "$$r.id"} | {index[spec]: chunk_expr("r", spec) for spec in specs}
-        proj = {
-            "runs": {
-                "$map": {
-                    "input": self._runs_among(r for _, r, _ in requests),
-                    "as": "r",
-                    "in": item,
-                }
-            }
-        }
-        docs = await self._project((s for s, _, _ in requests), owner, proj)
-        found = {
-            (sid, run["id"]): run for sid, doc in docs.items() for run in doc.get("runs") or ()
-        }
-        out: list[list[dict[str, Any]] | None] = []
+        item = {"id": "$$r.id"} | {index[s]: L.chunk_expr("r", s) for s in specs}
+        found = await self._runs_by_id(((s, r) for s, r, _ in requests), item, owner)
+        out: list[list[ChunkRecord] | None] = []
         for sid, rid, spec in requests:
             run = found.get((sid, rid))
             out.append(None if run is None else run.get(index[spec]) or [])
         return out
 
+    async def _heads_by_session(
+        self, by_session: dict[str, list[Any]], owner: str | None, expr: Callable[[list[Any]], Any]
+    ) -> dict[str, Doc]:
+        """Heads (with their counters) and ``_q``: ``expr`` of each session's own list."""
+        if len(by_session) == 1:
+            [(sid, wanted)] = by_session.items()
+            return await self._heads_projected([sid], owner, {"_q": expr(wanted)})
+        branches = [
+            {"case": {"$eq": ["$_id", L.literal(sid)]}, "then": expr(wanted)}
+            for sid, wanted in by_session.items()
+        ]
+        return await self._heads_projected(
+            by_session, owner, {"_q": {"$switch": {"branches": branches, "default": None}}}
+        )
+
     async def get_run_messages(
-        self, requests: Sequence[tuple[str, str]], fields: frozenset[str] | None, owner: str | None
-    ) -> list[list[tuple[int, dict[str, Any]]]]:
-        """The messages each run added, with their positions, in one round trip."""
+        self,
+        requests: Sequence[tuple[str, str]],
+        fields: frozenset[str] | None,
+        *,
+        owner: str | None,
+    ) -> list[list[tuple[int, MessageRecord]]]:
+        """The messages each run added, in order, with their seqs."""
         fields = None if fields is None else fields | {"run_id"}
-        expr = run_messages_expr(sorted({rid for _, rid in requests}), fields)
-        docs = await self._project((s for s, _ in requests), owner, {"p": expr})
-        found: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]] = {}
-        for sid, doc in docs.items():
-            for pos, msg in to_page(doc.get("p"), Window()).items:
-                found.setdefault((sid, msg.get("run_id")), []).append((pos, msg))
-        return [found.get(key, []) for key in requests]
+        keys = list(dict.fromkeys(requests))
+        runs = await self._runs_by_id(keys, {"id": "$$r.id", "mseq": "$$r.mseq"}, owner)
+        seqs: dict[str, set[int]] = {}
+        for (sid, _), run in runs.items():
+            seqs.setdefault(sid, set()).update(run.get("mseq") or ())
+        messages = await self._messages_by_seq(seqs, fields, owner)
+        out = []
+        for sid, rid in requests:
+            mseq = (runs.get((sid, rid)) or {}).get("mseq") or ()
+            got = messages.get(sid, {})
+            out.append([(seq, got[seq]) for seq in mseq if seq in got])
+        return out
+
+    async def _messages_by_seq(
+        self, seqs: dict[str, set[int]], fields: frozenset[str] | None, owner: str | None
+    ) -> dict[str, dict[int, MessageRecord]]:
+        """Messages by seq from heads and pages: ``{session: {seq: message}}``."""
+        seqs = {sid: s for sid, s in seqs.items() if s}
+        if not seqs:
+            return {}
+        heads = await self._heads_by_session(
+            {sid: sorted(s) for sid, s in seqs.items()},
+            owner,
+            lambda wanted: L.messages_by_seq_expr(wanted, fields),
+        )
+        out: dict[str, dict[int, MessageRecord]] = {}
+        clauses, wanted_in_pages = [], {}
+        for sid, wanted in seqs.items():
+            head = heads.get(sid)
+            if head is None:
+                continue
+            got = out.setdefault(sid, {})
+            for m in head.get("_q") or ():
+                got[m["seq"]] = m
+            rest = sorted(s for s in wanted if s not in got and s < (head.get("m_cut") or 0))
+            if rest:
+                wanted_in_pages[sid] = rest
+                span = self.bounds.page_seqs
+                clauses.append(
+                    {"session_id": sid, "m_lo": {"$gt": rest[0] - span, "$lte": rest[-1]}}
+                )
+        if clauses:
+            for page in await self._page_docs(
+                clauses,
+                lambda sid: {"_q": L.messages_by_seq_expr(wanted_in_pages[sid], fields)},
+                owner,
+            ):
+                for m in page.get("_q") or ():
+                    out[page["session_id"]][m["seq"]] = m
+        return out
+
+    async def _finish_runs(self, runs: list[tuple[str, Doc]], owner: str | None) -> None:
+        """Fill the ``input``/``content`` of runs whose messages live in another document
+        than they do, and drop the reference fields from every run."""
+        wanted: dict[str, set[int]] = {}
+        for sid, run in runs:
+            for ref in ("_in", "_out"):
+                if run.get(ref) is not None:
+                    wanted.setdefault(sid, set()).add(run[ref])
+        texts = await self._messages_by_seq(wanted, frozenset({"content"}), owner) if wanted else {}
+        for sid, run in runs:
+            for ref, name in (("_in", "input"), ("_out", "content")):
+                seq = run.pop(ref, None)
+                if seq is not None:
+                    msg = texts.get(sid, {}).get(seq)
+                    run[name] = msg.get("content") if msg else None
 
     # --- writes -----------------------------------------------------------------------
 
@@ -347,85 +945,181 @@ class SessionStore:
         agent_id: str | None = None,
         title: str | None = None,
         metadata: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> SessionRecord:
         """Insert an empty session. An id that exists already returns that session when it
         is ``user_id``'s (a retried create) and raises ``NotFound`` when it is not."""
         t = now()
-        doc = {
-            "_id": session_id or new_id(),
-            "user_id": user_id,
-            "agent_id": agent_id,
-            "title": title,
-            "metadata": metadata or {},
-            "created_at": t,
-            "updated_at": t,
-            "message_count": 0,
-            "run_count": 0,
-            "messages": [],
-            "runs": [],
-        }
+        doc = _new_head(
+            session_id or new_id(),
+            {"user_id": user_id, "agent_id": agent_id, "title": title, "metadata": metadata or {}},
+            t,
+        )
         try:
-            await self.col.insert_one(doc)
+            await self.heads.insert_one(doc)
         except DuplicateKeyError:
             existing = await self.get_session(doc["_id"], owner=user_id)
             if existing is None:
                 raise NotFound("session not found") from None
             return existing
-        del doc["messages"], doc["runs"]
-        return doc
+        return L.session_record(doc)  # type: ignore[return-value]
 
-    async def delete_session(self, session_id: str, owner: str | None) -> bool:
-        result = await self.col.delete_one(_scope(owner, _id=session_id))
-        return result.deleted_count == 1
+    async def delete_session(self, session_id: str, *, owner: str | None) -> bool:
+        """Delete a session with its pages; ``False`` when it is missing or not ``owner``'s."""
+        result = await self.heads.delete_one(
+            _scope(owner, _id=session_id, pages={"$in": [0, None]})
+        )
+        if result.deleted_count == 1:
+            return True
+        head = await self.heads.find_one(_scope(owner, _id=session_id), {"pages": 1})
+        if head is None:
+            return False
+
+        async def both(s: Any) -> bool:
+            gone = await self.heads.delete_one(_scope(owner, _id=session_id), session=s)
+            await self.pages.delete_many({"session_id": session_id}, session=s)
+            return gone.deleted_count == 1
+
+        return await self._transaction(both)
+
+    async def _transaction(self, work: Callable[[Any], Any]) -> Any:
+        async with self.client.start_session() as s:
+            return await s.with_transaction(work)
 
     async def record_run(
         self,
         *,
         session_id: str,
         owner: str | None,
-        new_session: dict[str, Any],
-        run: dict[str, Any],
-        messages: list[dict[str, Any]],
-    ) -> tuple[dict[str, Any], bool]:
-        """Append a run and its messages to a session in one atomic update.
+        new_session: NewSession,
+        run: Doc,
+        messages: list[Doc],
+        fresh_id: bool = False,
+    ) -> tuple[RunRecord, bool]:
+        """Append a run and its messages to a session, in one atomic update of its head.
 
         Creates the session (with ``new_session``'s fields) when the id is free. A run id
-        already in the session changes nothing and returns the stored run. Returns
-        ``(run, created)``. Raises ``NotFound`` when the session belongs to someone else
-        (or to another user than ``owner``), ``SessionTooLarge`` when the session would
-        outgrow 16 MB, in which case nothing is written.
+        already in the session, in its head or its pages, changes nothing and returns the
+        stored run (``fresh_id``: the id was made just now, so no check is needed).
+        Returns ``(run, created)``. Raises ``NotFound`` when the session belongs to
+        someone else (or to another user than ``owner``), ``TooLarge`` past the bounds of
+        one message or one write, in which case nothing is written.
         """
-        t = run.get("created_at") or now()
+        sizes, _ = _check_sizes(messages, [run])
+        stored = _stored_run(run, messages)
+        t = now()
+        pipeline = _append_pipeline(new_session, stored, messages, sizes, t)
         filt = _scope(owner, _id=session_id, **{"runs.id": {"$ne": run["id"]}})
-        on_insert = {k: v for k, v in new_session.items() if k not in filt}
-        on_insert.setdefault("created_at", t)
-        update = {
-            "$push": {"runs": run, "messages": {"$each": messages}},
-            "$inc": {"run_count": 1, "message_count": len(messages)},
-            "$max": {"updated_at": now()},
-            "$setOnInsert": on_insert,
-        }
-        for attempt in range(3):
+        fast = fresh_id or session_id not in self._paged
+        for _ in range(8):
+            tried = fast
+            if fast:
+                attempt = filt if fresh_id else filt | {"before.r": {"$in": [0, None]}}
+                try:
+                    head = await self.heads.find_one_and_update(
+                        attempt,
+                        pipeline,
+                        upsert=True,
+                        projection=_HEAD_STATS,
+                        return_document=ReturnDocument.AFTER,
+                    )
+                except DuplicateKeyError:
+                    head = None
+                if head is not None:
+                    return await self._appended(session_id, head, stored, messages, owner), True
+            fast = False
+            # The id is taken: by this session with this run already (a retry), by a
+            # session with runs in pages (the run may be there), or by a session this
+            # caller may not write to.
+            probe = await self._probe_run(session_id, run["id"], owner)
+            if probe is None:
+                if not tried:  # the hint was stale (the session was deleted): upsert
+                    self._paged.pop(session_id, None)
+                    fast = True
+                    continue
+                raise NotFound("session not found")
+            pages, paged_runs, exists = probe
+            if paged_runs:
+                self._remember_paged(session_id)
+            if exists:
+                [existing] = await self.get_runs([(session_id, run["id"])], None, owner=owner)
+                if existing is not None:
+                    return existing, False
+                continue  # moved between the probe and the read: look again
+            head = await self.heads.find_one_and_update(
+                filt | {"pages": pages},
+                pipeline,
+                projection=_HEAD_STATS,
+                return_document=ReturnDocument.AFTER,
+            )
+            if head is not None:
+                return await self._appended(session_id, head, stored, messages, owner), True
+        raise StorageFailed(f"session {session_id}: the append kept conflicting; try again")
+
+    def _remember_paged(self, session_id: str) -> None:
+        self._paged[session_id] = None
+        self._paged.move_to_end(session_id)
+        while len(self._paged) > 4096:
+            self._paged.popitem(last=False)
+
+    async def _probe_run(
+        self, session_id: str, run_id: str, owner: str | None
+    ) -> tuple[int, int, bool] | None:
+        """(pages, runs in pages, whether ``run_id`` is anywhere in the session), in one
+        command; ``None`` when the session is not there for ``owner``."""
+        pipeline = [
+            {"$match": _scope(owner, _id=session_id)},
+            {
+                "$project": {
+                    "pages": {"$ifNull": ["$pages", 0]},
+                    "paged": {"$ifNull": ["$before.r", 0]},
+                    "here": {"$in": [L.literal(run_id), L.field_of("runs", "id")]},
+                }
+            },
+            {
+                "$lookup": {
+                    "from": L.PAGES,
+                    "pipeline": [
+                        {"$match": {"session_id": session_id, "runs.id": run_id}},
+                        {"$project": {"_id": 1}},
+                        {"$limit": 1},
+                    ],
+                    "as": "there",
+                }
+            },
+        ]
+        found = await (await self.heads.aggregate(pipeline)).to_list()
+        if not found:
+            return None
+        doc = found[0]
+        return int(doc["pages"]), int(doc["paged"]), bool(doc["here"] or doc["there"])
+
+    async def _appended(
+        self, session_id: str, head: Doc, run: Doc, messages: list[Doc], owner: str | None
+    ) -> RunRecord:
+        """The run just appended, as read; and a move when the head outgrew its bounds."""
+        record = dict(run) | _derived(run, messages)
+        record["seq"] = head["r_next"] - 1
+        await self._maybe_move(session_id, head)
+        return record  # type: ignore[return-value]
+
+    async def _maybe_move(self, session_id: str, head: Doc) -> None:
+        if not self.moves or not over(head, self.bounds):
+            return
+
+        async def move(s: Any) -> bool:
+            return await move_older_turns(self.heads, self.pages, session_id, self.bounds, s)
+
+        for _ in range(5):
             try:
-                await self.col.update_one(filt, update, upsert=True)
-                return run, True
-            except DuplicateKeyError:
-                # The id is taken: by this session with this run already (a retry), or by
-                # a session this caller may not write to.
-                found = await self.col.find_one(
-                    _scope(owner, _id=session_id), {"runs": {"$elemMatch": {"id": run["id"]}}}
-                )
-                if found is None:
-                    raise NotFound("session not found") from None
-                if found.get("runs"):
-                    return found["runs"][0], False
-                if attempt == 2:
-                    raise
-            except (WriteError, OperationFailure, DocumentTooLarge) as exc:
-                if _too_large(exc):
-                    raise SessionTooLarge() from exc
-                raise
-        raise AssertionError("unreachable")
+                if not await self._transaction(move):
+                    return
+            except _Retry:
+                continue
+            # One move halves the head; a head far past its bounds (a huge import) may
+            # take a few.
+            head = await self.heads.find_one({"_id": session_id}, _HEAD_STATS) or {}
+            if not over(head, self.bounds):
+                return
 
     async def update_run(
         self,
@@ -433,100 +1127,396 @@ class SessionStore:
         session_id: str,
         run_id: str,
         owner: str | None,
-        changes: dict[str, Any],
-        messages: Sequence[dict[str, Any]] = (),
+        changes: Doc,
+        messages: Sequence[Doc] = (),
     ) -> None:
         """Set fields of one run (status, content, error, usage, completed_at, chunks…) and
-        append messages it produced, in one atomic update."""
-        update: dict[str, Any] = {
-            "$set": {f"runs.$.{k}": v for k, v in changes.items()},
-            "$max": {"updated_at": now()},
-        }
-        if messages:
-            update["$push"] = {"messages": {"$each": list(messages)}}
-            update["$inc"] = {"message_count": len(messages)}
-        try:
-            result = await self.col.update_one(
-                _scope(owner, _id=session_id, **{"runs.id": run_id}), update
-            )
-        except (WriteError, OperationFailure, DocumentTooLarge) as exc:
-            if _too_large(exc):
-                raise SessionTooLarge() from exc
-            raise
-        if result.matched_count == 0:
-            raise NotFound("run not found")
-
-
-def run_document(
-    *,
-    run_id: str,
-    agent_id: str | None,
-    status: str,
-    messages: Sequence[dict[str, Any]],
-    created_at: datetime,
-    completed_at: datetime | None = None,
-    content: str | None = None,
-    error: str | None = None,
-    reasoning: dict[str, Any] | None = None,
-    usage: dict[str, Any] | None = None,
-    retrieval_diagnostics: dict[str, Any] | None = None,
-    retrieved_context: Sequence[dict[str, Any]] = (),
-) -> dict[str, Any]:
-    """A run as stored. ``input`` is the first user message, ``content`` (unless given)
-    the last assistant message's content."""
-    if content is None:
-        content = next(
-            (m.get("content") for m in reversed(messages) if m["role"] == "assistant"), None
+        append the messages it produced, in one atomic update of the head (a run that was
+        moved into a page meanwhile is updated there, in a transaction)."""
+        messages = list(messages)
+        sizes, _ = _check_sizes(messages, [changes])
+        changes = dict(changes)
+        answer = next((m for m in reversed(messages) if m["role"] == "assistant"), None)
+        if "content" in changes and (
+            changes["content"] is None
+            or (answer is not None and answer.get("content") == changes["content"])
+        ):
+            changes.pop("content")  # read from its answer message
+        t = now()
+        pipeline = _update_pipeline(run_id, changes, messages, sizes, t)
+        head = await self.heads.find_one_and_update(
+            _scope(owner, _id=session_id, **{"runs.id": run_id}),
+            pipeline,
+            projection=_HEAD_STATS,
+            return_document=ReturnDocument.AFTER,
         )
-    if completed_at is None and status in _TERMINAL:
-        completed_at = now()
+        if head is None:
+            await self._update_paged_run(session_id, run_id, owner, changes, messages, sizes, t)
+            return
+        await self._maybe_move(session_id, head)
+
+    async def _update_paged_run(
+        self,
+        session_id: str,
+        run_id: str,
+        owner: str | None,
+        changes: Doc,
+        messages: list[Doc],
+        sizes: list[int],
+        t: datetime,
+    ) -> None:
+        """``update_run`` for a run that lives in a page: the page's run, its counts and
+        those of the pages after it, and the head's new messages, in one transaction."""
+
+        async def work(s: Any) -> None:
+            page = await self.pages.find_one(
+                _scope(owner, session_id=session_id, **{"runs.id": run_id}),
+                {"n": 1, "runs": {"$elemMatch": {"id": run_id}}},
+                session=s,
+            )
+            if page is None:
+                raise NotFound("run not found")
+            old = page["runs"][0]["status"]
+            new = changes.get("status", old)
+            head = await self.heads.find_one_and_update(
+                _scope(owner, _id=session_id),
+                _update_pipeline(None, {}, messages, sizes, t, status_change=(old, new)),
+                projection={"m_next": 1},
+                return_document=ReturnDocument.BEFORE,
+                session=s,
+            )
+            if head is None:
+                raise NotFound("run not found")
+            base = head.get("m_next") or 0
+            refs = _refs_values(messages, base)
+            await self.pages.update_one(
+                {"_id": page["_id"]},
+                [{"$set": {"runs": _run_map(run_id, changes, refs)}}]
+                + ([_status_shift("own.status", old, new)] if old != new else []),
+                session=s,
+            )
+            if old != new:
+                await self.pages.update_many(
+                    {"session_id": session_id, "n": {"$gt": page["n"]}},
+                    [_status_shift("before.status", old, new)],
+                    session=s,
+                )
+                await self.heads.update_one(
+                    {"_id": session_id}, [_status_shift("before.status", old, new)], session=s
+                )
+
+        await self._transaction(work)
+
+    # --- moving data in and out -----------------------------------------------------------
+
+    async def import_session(
+        self, session: Doc, messages: Sequence[Doc], runs: Sequence[Doc]
+    ) -> bool:
+        """Store a whole session at once (an import): ``session`` its fields with its
+        ``id``, ``messages`` and ``runs`` records in order. ``False``, and nothing
+        changed, when a session with that id exists already."""
+        head, pages = build_session(session, messages, runs, self.bounds, paged=self.moves)
+        if not pages:
+            try:
+                await self.heads.insert_one(head)
+            except DuplicateKeyError:
+                return False
+            return True
+
+        async def both(s: Any) -> None:
+            await self.heads.insert_one(head, session=s)
+            await self.pages.insert_many(pages, session=s)
+
+        try:
+            await self._transaction(both)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def export_sessions(
+        self, filt: SessionFilter, *, owner: str | None, batch: int = 50
+    ) -> AsyncIterator[Doc]:
+        """Every session ``filt`` matches, whole (fields, messages, runs with their chunks),
+        one at a time, oldest first: pages are read a session at a time."""
+        q = self._list_filter(filt, owner)
+        if q is None:
+            return
+        async for head in self.heads.find(
+            q, sort=[("created_at", 1), ("_id", 1)], batch_size=batch
+        ):
+            messages: list[Doc] = []
+            runs: list[Doc] = []
+            if head.get("pages"):
+                async for page in self.pages.find(
+                    {"session_id": head["_id"]}, {"messages": 1, "runs": 1}, sort=[("n", 1)]
+                ):
+                    messages += page.get("messages") or []
+                    runs += page.get("runs") or []
+            messages += head.get("messages") or []
+            runs += head.get("runs") or []
+            yield {
+                "session": L.session_record(head),
+                "messages": messages,
+                "runs": _readable(runs, messages),
+            }
+
+
+def _readable(runs: list[Doc], messages: list[Doc]) -> list[Doc]:
+    """Stored runs as records: ``input``/``content`` resolved, references dropped."""
+    text = {m["seq"]: m.get("content") for m in messages}
+    out = []
+    for r in runs:
+        record = {k: v for k, v in r.items() if k not in ("mseq", "in", "out")}
+        record["input"] = text.get(r["in"]) if r.get("in") is not None else None
+        if r.get("content") is None:
+            record["content"] = text.get(r["out"]) if r.get("out") is not None else None
+        out.append(record)
+    return out
+
+
+def _paged(head: Doc) -> bool:
+    return bool(head.get("pages"))
+
+
+def _new_head(session_id: str, fields: Doc, t: datetime) -> Doc:
     return {
-        "id": run_id,
-        "agent_id": agent_id,
-        "status": status,
-        "input": next((m.get("content") for m in messages if m["role"] == "user"), None),
-        "content": content,
-        "error": error,
-        "reasoning": reasoning,
-        "usage": usage,
-        "created_at": created_at,
-        "started_at": created_at,
-        "completed_at": completed_at,
-        "retrieval_diagnostics": retrieval_diagnostics,
-        "retrieved_context": list(retrieved_context),
+        "_id": session_id,
+        "v": L.LAYOUT_VERSION,
+        **fields,
+        "created_at": t,
+        "updated_at": t,
+        "message_count": 0,
+        "run_count": 0,
+        "n_roles": [0] * len(ROLES),
+        "n_status": [0] * len(STATUSES),
+        "m_next": 0,
+        "r_next": 0,
+        "m_cut": 0,
+        "r_cut": 0,
+        "pages": 0,
+        "before": L.zero_counts(),
+        "bytes": 0,
+        "entries": 0,
+        "messages": [],
+        "runs": [],
     }
 
 
-def message_document(
-    *,
-    role: str,
-    content: str | None,
+def _append_pipeline(
+    new_session: NewSession, run: Doc, messages: list[Doc], sizes: list[int], t: datetime
+) -> list[Doc]:
+    """The update that appends ``run`` and ``messages`` to a head, numbering them from
+    the head's counters, and creates the head when there is none (an upsert)."""
+    m_next, r_next = {"$ifNull": ["$m_next", 0]}, {"$ifNull": ["$r_next", 0]}
+    # A session made by its first run starts when that run did (an import keeps its times).
+    fields = {
+        "user_id": new_session["user_id"],
+        "agent_id": new_session.get("agent_id"),
+        "title": new_session.get("title"),
+        "metadata": new_session.get("metadata") or {},
+    }
+    fresh = _new_head("", fields, run.get("created_at") or t)
+    keep_or_new = {
+        key: {"$cond": ["$_new", L.literal(fresh[key]), f"${key}"]}
+        for key in (
+            "user_id",
+            "agent_id",
+            "title",
+            "metadata",
+            "created_at",
+            "m_cut",
+            "r_cut",
+            "pages",
+            "before",
+        )
+    }
+    status = L.status_index(run["status"])
+    run_bytes = len(bson.encode(run)) + 16 * len(messages)
+    return [
+        {"$set": {"_new": {"$eq": [{"$type": "$created_at"}, "missing"]}}},
+        {
+            "$set": {
+                **keep_or_new,
+                "v": L.LAYOUT_VERSION,
+                "messages": _appended(messages, m_next),
+                "runs": {
+                    "$concatArrays": [
+                        {"$ifNull": ["$runs", []]},
+                        [
+                            {
+                                "$mergeObjects": [
+                                    L.literal(run),
+                                    {"seq": r_next},
+                                    _refs(messages, m_next),
+                                ]
+                            }
+                        ],
+                    ]
+                },
+                "m_next": {"$add": [m_next, len(messages)]},
+                "r_next": {"$add": [r_next, 1]},
+                "message_count": {"$add": [{"$ifNull": ["$message_count", 0]}, len(messages)]},
+                "run_count": {"$add": [{"$ifNull": ["$run_count", 0]}, 1]},
+                "n_roles": _add_vector("n_roles", _role_counts(messages)),
+                "n_status": _add_vector(
+                    "n_status", [int(i == status) for i in range(len(STATUSES))]
+                ),
+                "bytes": {"$add": [{"$ifNull": ["$bytes", 0]}, sum(sizes) + run_bytes]},
+                "entries": {
+                    "$add": [
+                        {"$ifNull": ["$entries", 0]},
+                        len(messages) + 1 + len(run.get("retrieved_context") or ()),
+                    ]
+                },
+                "updated_at": {"$max": [{"$ifNull": ["$updated_at", None]}, L.literal(t)]},
+            }
+        },
+        {"$unset": "_new"},
+    ]
+
+
+def _refs_values(messages: Sequence[Doc], base: int) -> Doc:
+    """``_refs`` with the seqs known (the base was read in a transaction)."""
+    out: Doc = {"mseq_add": list(range(base, base + len(messages)))}
+    first_user = next((i for i, m in enumerate(messages) if m["role"] == "user"), None)
+    last_answer = next(
+        (i for i in range(len(messages) - 1, -1, -1) if messages[i]["role"] == "assistant"), None
+    )
+    if first_user is not None:
+        out["in"] = base + first_user
+    if last_answer is not None:
+        out["out"] = base + last_answer
+    return out
+
+
+def _run_map(run_id: str, changes: Doc, refs: Doc) -> Doc:
+    """``$runs`` with run ``run_id`` changed: ``changes`` set, the new messages' seqs
+    added to its ``mseq``, its answer (and its input, when it had none) pointing at them.
+    ``refs`` values may be expressions."""
+    add = refs.get("mseq_add", refs.get("mseq_expr", []))
+    merged: list[Any] = ["$$r", L.literal(changes)]
+    extra: Doc = {
+        "mseq": {
+            "$concatArrays": [
+                {"$ifNull": ["$$r.mseq", []]},
+                add if isinstance(add, dict) else L.literal(add),
+            ]
+        }
+    }
+    if "out" in refs:
+        extra["out"] = refs["out"] if isinstance(refs["out"], dict) else L.literal(refs["out"])
+        if "content" not in changes:
+            merged.append({"content": None})  # a stored answer gives way to the new message
+    if "in" in refs:
+        extra["in"] = {
+            "$ifNull": [
+                "$$r.in",
+                refs["in"] if isinstance(refs["in"], dict) else L.literal(refs["in"]),
+            ]
+        }
+    merged.append(extra)
+    return {
+        "$map": {
+            "input": {"$ifNull": ["$runs", []]},
+            "as": "r",
+            "in": {
+                "$cond": [{"$eq": ["$$r.id", L.literal(run_id)]}, {"$mergeObjects": merged}, "$$r"]
+            },
+        }
+    }
+
+
+def _status_shift(path: str, old: str, new: str) -> Doc:
+    """A stage moving one count of ``path`` (a status vector) from ``old`` to ``new``."""
+    o, n = L.status_index(old), L.status_index(new)
+    deltas = [(i == n) - (i == o) for i in range(len(STATUSES))]
+    return {"$set": {path: _add_vector(path, deltas)}}
+
+
+def _update_pipeline(
     run_id: str | None,
-    created_at: datetime,
-    name: str | None = None,
-    tool_calls: Sequence[dict[str, Any]] | None = None,
-    tool_call_id: str | None = None,
-) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "id": new_id(),
-        "role": role,
-        "content": content,
-        "run_id": run_id,
-        "created_at": created_at,
+    changes: Doc,
+    messages: list[Doc],
+    sizes: list[int],
+    t: datetime,
+    *,
+    status_change: tuple[str, str] | None = None,
+) -> list[Doc]:
+    """The update of a head for ``update_run``: messages appended and numbered, run
+    ``run_id`` (when it is in this head) changed, the counters kept."""
+    m_next = {"$ifNull": ["$m_next", 0]}
+    stage: Doc = {
+        "messages": _appended(messages, m_next),
+        "m_next": {"$add": [m_next, len(messages)]},
+        "message_count": {"$add": [{"$ifNull": ["$message_count", 0]}, len(messages)]},
+        "n_roles": _add_vector("n_roles", _role_counts(messages)),
+        "bytes": {"$add": [{"$ifNull": ["$bytes", 0]}, sum(sizes) + len(bson.encode(changes))]},
+        "entries": {
+            "$add": [
+                {"$ifNull": ["$entries", 0]},
+                len(messages) + len(changes.get("retrieved_context") or ()),
+            ]
+        },
+        "updated_at": {"$max": ["$updated_at", L.literal(t)]},
     }
-    if name is not None:
-        doc["name"] = name
-    if tool_calls:
-        doc["tool_calls"] = list(tool_calls)
-    if tool_call_id is not None:
-        doc["tool_call_id"] = tool_call_id
-    return doc
+    stages: list[Doc] = []
+    if run_id is not None:
+        refs = _refs(messages, m_next)
+        refs = {"mseq_expr": refs["mseq"], **{k: v for k, v in refs.items() if k != "mseq"}}
+        stage["runs"] = _run_map(run_id, changes, refs)
+        if "status" in changes:
+            # The old status is read from the run itself, in the same update.
+            old = {
+                "$indexOfArray": [
+                    L.literal(list(STATUSES)),
+                    {
+                        "$arrayElemAt": [
+                            {
+                                "$map": {
+                                    "input": {
+                                        "$filter": {
+                                            "input": "$runs",
+                                            "as": "r",
+                                            "cond": {"$eq": ["$$r.id", L.literal(run_id)]},
+                                        }
+                                    },
+                                    "as": "r",
+                                    "in": "$$r.status",
+                                }
+                            },
+                            0,
+                        ]
+                    },
+                ]
+            }
+            new = L.status_index(changes["status"])
+            stages.append({"$set": {"_old": old}})
+            stage["n_status"] = [
+                {
+                    "$add": [
+                        {"$ifNull": [{"$arrayElemAt": ["$n_status", i]}, 0]},
+                        int(i == new),
+                        {"$cond": [{"$eq": ["$_old", i]}, -1, 0]},
+                    ]
+                }
+                for i in range(len(STATUSES))
+            ]
+    elif status_change is not None and status_change[0] != status_change[1]:
+        o, n = (L.status_index(s) for s in status_change)
+        stage["n_status"] = _add_vector(
+            "n_status", [(i == n) - (i == o) for i in range(len(STATUSES))]
+        )
+    stages.append({"$set": stage})
+    if run_id is not None and "status" in changes:
+        stages.append({"$unset": "_old"})
+    return stages
 
 
 __all__ = [
     "SessionFilter",
     "SessionSlice",
     "SessionStore",
+    "StorageFailed",
     "message_document",
     "new_id",
     "now",
