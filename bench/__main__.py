@@ -53,8 +53,11 @@ RATIOS = {
     "list_graphql_vs_floor": ("session_list_graphql", "floor_list"),
     "notebook_dump_vs_floor": ("notebook_dump_graphql", "floor_dump"),
     "append_1000_vs_10": ("append_many", "append_few"),
+    "append_10000_vs_10": ("append_huge", "append_few"),
+    "long_chat_vs_small": ("chat_view_long_graphql", "chat_view_graphql"),
     # Not a target: the same write through the bare driver, for what the database adds.
     "append_floor_1000_vs_10": ("floor_append_many", "floor_append_few"),
+    "append_floor_10000_vs_10": ("floor_append_huge", "floor_append_few"),
 }
 
 
@@ -89,6 +92,7 @@ def requests_for(ids: dict[str, Any]) -> list[Request]:
     return [
         Request("floor_chat", "GET", "/floor/chat/M"),
         Request("chat_view_graphql", "POST", "/graphql", _graphql(CHAT_VIEW, {"id": "M"})),
+        Request("chat_view_long_graphql", "POST", "/graphql", _graphql(CHAT_VIEW, {"id": "XL"})),
         Request("floor_list", "GET", f"/floor/list/{user}"),
         Request("session_list_graphql", "POST", "/graphql", _graphql(SESSION_LIST, {"user": user})),
         Request("session_list_rest", "GET", f"/api/sessions?userId={user}&size=20"),
@@ -107,6 +111,8 @@ def requests_for(ids: dict[str, Any]) -> list[Request]:
         Request("append_few", "POST", "/graphql", _append("append-few")),
         Request("floor_append_many", "POST", "/floor/append/append-many"),
         Request("append_many", "POST", "/graphql", _append("append-many")),
+        Request("floor_append_huge", "POST", "/floor/append/append-huge"),
+        Request("append_huge", "POST", "/graphql", _append("append-huge")),
     ]  # fmt: skip
 
 
@@ -180,6 +186,27 @@ class Commands(CommandListener):
         self.count = self.bytes = self.micros = 0
 
 
+async def _read_back_long(client: httpx.AsyncClient) -> dict[str, Any]:
+    """Read the long session XL back complete through the API: every message (streamed),
+    every run, and every run's chunks through the notebook's GraphQL paging."""
+    start = time.perf_counter()
+    messages = chunks = 0
+    async with client.stream("GET", "/api/sessions/XL/messages") as response:
+        assert response.status_code == 200
+        body = b"".join([part async for part in response.aiter_bytes()])
+    for m in orjson.loads(body):
+        messages += 1
+        chunks += len(m.get("retrieved_context") or ())
+    runs = orjson.loads((await client.get("/api/sessions/XL/runs")).content)
+    elapsed = time.perf_counter() - start
+    return {
+        "messages": messages,
+        "runs": len(runs),
+        "cited_chunks": chunks,
+        "read_back_s": round(elapsed, 2),
+    }
+
+
 def count_fields(value: Any) -> int:
     """Resolved fields in a result: every key of every object."""
     if isinstance(value, dict):
@@ -213,6 +240,7 @@ async def in_process(uri: str, requests: list[Request], quick: bool) -> dict[str
             assert response.status_code == 200, (req.name, response.text[:300])
             out["db_commands"][req.name] = commands.count
             out["db_bytes"][req.name] = commands.bytes
+        out["long"] = await _read_back_long(client)
 
     # Per-field cost: the notebook dump executed in-process, minus the time in the driver.
     def context() -> Context:  # a fresh one per execution: loaders cache per request
@@ -305,6 +333,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 child.terminate()
                 child.wait(30)
             results = asyncio.run(in_process(server.uri, requests, args.quick))
+            results["long"] = ids["long"] | {f"read_{k}": v for k, v in results["long"].items()}
         finally:
             server.stop()
     return report(requests, results, args.quick)
@@ -339,10 +368,20 @@ def report(requests: list[Request], results: dict[str, Any], quick: bool) -> dic
         "db_bytes": results["db_bytes"],
         "latency_ms": latency,
         "dump_fields": results["dump_fields"],
+        "long_session": results["long"],
         "quick": quick,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
     }
     print(table(requests, ratios))
+    print()
+    long = results["long"]
+    print(
+        f"long session XL: {long['messages']:,} messages, {long['runs']:,} runs with 10 chunks "
+        f"each, {long['stored_mb']} MB in a head and {long['pages']} pages; stored in "
+        f"{long['load_s']} s (one import); read back complete ({long['read_messages']:,} "
+        f"messages, {long['read_runs']:,} runs, {long['read_cited_chunks']:,} cited chunks) "
+        f"in {long['read_read_back_s']} s"
+    )
     print()
     print("| ratio | value |\n|---|---:|")
     for key, value in ratios.items():

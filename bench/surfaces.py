@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from agent_sessions.storage.layout import SESSIONS
+from agent_sessions.storage.layout import DEFAULT_BOUNDS, PAGES, SESSIONS
 from agent_sessions.storage.sessions import message_document, now, run_document
 
 CHUNK_FIELDS = (
@@ -86,10 +86,20 @@ ONE_FIELD = "{ __typename }"
 
 CHUNK_PROJECTION = {f"runs.retrieved_context.{f}": 1 for f in ("id", "source_name", "score")}
 
+# The floors read the stored documents with the bare driver: the head, and the pages
+# (``session_pages``, by session id and first message seq) where the bytes live there.
+# They know the layout (storage.layout) on purpose: they are what storage's reads are
+# measured against.
 
-def _floor(request: Request) -> Any:
+
+def _heads(request: Request) -> Any:
     storage = request.app.state.services.storage
     return storage.client[storage.database][SESSIONS]
+
+
+def _pages(request: Request) -> Any:
+    storage = request.app.state.services.storage
+    return storage.client[storage.database][PAGES]
 
 
 def _orjson(doc: Any) -> Response:
@@ -98,34 +108,51 @@ def _orjson(doc: Any) -> Response:
 
 async def floor_chat(request: Request) -> Response:
     """The chat view's bytes: the last 50 messages and the cited fields of the chunks."""
-    doc = await _floor(request).find_one(
-        {"_id": request.path_params["id"]},
-        {"_id": 0, "messages": {"$slice": -50}, "runs.id": 1, **CHUNK_PROJECTION},
-    )
-    return _orjson(doc)
+    sid = request.path_params["id"]
+    head = await _heads(request).find_one(
+        {"_id": sid},
+        {"_id": 0, "m_cut": 1, "pages": 1, "messages": {"$slice": -50}, "runs.id": 1,
+         **CHUNK_PROJECTION},
+    )  # fmt: skip
+    need = 50 - len(head["messages"])
+    older = []
+    if need > 0 and head["pages"]:
+        cut = head["m_cut"]
+        older = await _pages(request).find(
+            {"session_id": sid, "m_lo": {"$gt": cut - need - DEFAULT_BOUNDS.page_seqs,
+                                          "$lt": cut}},
+            {"_id": 0, "messages": {"$slice": -need}, "runs.id": 1, **CHUNK_PROJECTION},
+        ).to_list()  # fmt: skip
+    return _orjson({"head": head, "pages": older})
+
+
+async def _whole(request: Request, projection: dict[str, Any]) -> dict[str, Any]:
+    sid = request.path_params["id"]
+    head = await _heads(request).find_one({"_id": sid}, projection)
+    pages = await _pages(request).find({"session_id": sid}, projection, sort=[("n", 1)]).to_list()
+    return {"head": head, "pages": pages}
 
 
 async def floor_messages(request: Request) -> Response:
     """REST /messages' bytes: every message and every run's chunks."""
-    doc = await _floor(request).find_one(
-        {"_id": request.path_params["id"]},
-        {"_id": 0, "messages": 1, "runs.id": 1, "runs.retrieved_context": 1},
-    )
-    return _orjson(doc)
+    projection = {"_id": 0, "messages": 1, "runs.id": 1, "runs.retrieved_context": 1}
+    return _orjson(await _whole(request, projection))
 
 
 async def floor_run(request: Request) -> Response:
     """The run inspector's bytes: one run with its diagnostics and chunks."""
-    run_id = request.path_params["run"]
-    doc = await _floor(request).find_one(
-        {"_id": request.path_params["id"], "runs.id": run_id}, {"_id": 0, "runs.$": 1}
-    )
+    sid, run_id = request.path_params["id"], request.path_params["run"]
+    doc = await _heads(request).find_one({"_id": sid, "runs.id": run_id}, {"_id": 0, "runs.$": 1})
+    if doc is None:
+        doc = await _pages(request).find_one(
+            {"session_id": sid, "runs.id": run_id}, {"_id": 0, "runs.$": 1}
+        )
     return _orjson(doc)
 
 
 async def floor_list(request: Request) -> Response:
     """The session list's bytes: 20 summaries of one user, and their count."""
-    col = _floor(request)
+    col = _heads(request)
     user = request.path_params["user"]
     docs = await col.find(
         {"user_id": user},
@@ -137,25 +164,24 @@ async def floor_list(request: Request) -> Response:
 
 
 async def floor_dump(request: Request) -> Response:
-    """The notebook dump's bytes: the whole session document."""
-    return _orjson(await _floor(request).find_one({"_id": request.path_params["id"]}))
+    """The notebook dump's bytes: the session's documents, whole."""
+    return _orjson(await _whole(request, {"_id": 0}))
 
 
 async def floor_append(request: Request) -> Response:
-    """recordRun's write, bare: the same atomic update, through the driver, no GraphQL."""
+    """recordRun's write without HTTP parsing of GraphQL: storage's own append (one update
+    of the head, and a move of older turns into a page when the head is full)."""
     t = now()
     run_id = uuid.uuid4().hex
     pair = [
         message_document(role="user", content="One more question?", run_id=run_id, created_at=t),
         message_document(role="assistant", content="One more answer.", run_id=run_id, created_at=t),
     ]
-    run = run_document(
-        run_id=run_id, agent_id="finance_agent", status="COMPLETED", messages=pair, created_at=t
-    )
-    await _floor(request).update_one(
-        {"_id": request.path_params["id"], "runs.id": {"$ne": run_id}},
-        {"$push": {"runs": run, "messages": {"$each": pair}},
-         "$inc": {"run_count": 1, "message_count": 2}, "$max": {"updated_at": t}},
+    run = run_document(run_id=run_id, agent_id="finance_agent", status="COMPLETED", created_at=t)
+    await request.app.state.services.storage.sessions.record_run(
+        session_id=request.path_params["id"], owner=None,
+        new_session={"user_id": "bench-user", "agent_id": "finance_agent"},
+        run=run, messages=pair,
     )  # fmt: skip
     return _orjson({"id": run_id, "status": "COMPLETED"})
 

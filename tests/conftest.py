@@ -38,10 +38,12 @@ class CommandLog(CommandListener):
     def __init__(self) -> None:
         self.names: list[str] = []
         self.reply_bytes: list[int] = []
+        self.sent: list[dict[str, Any]] = []  # the commands themselves
 
     def started(self, event: CommandStartedEvent) -> None:
         if event.command_name not in _IGNORED:
             self.names.append(event.command_name)
+            self.sent.append(dict(event.command))
 
     def succeeded(self, event: CommandSucceededEvent) -> None:
         if event.command_name not in _IGNORED:
@@ -53,6 +55,7 @@ class CommandLog(CommandListener):
     def reset(self) -> None:
         self.names.clear()
         self.reply_bytes.clear()
+        self.sent.clear()
 
     @property
     def count(self) -> int:

@@ -18,7 +18,15 @@ from agent_sessions.resolvers.identity import OPEN_MODE_CALLER, Caller
 from agent_sessions.schema import build_schema
 from agent_sessions.settings import Settings
 from agent_sessions.storage import Storage
+from agent_sessions.storage.layout import DEFAULT_BOUNDS, Bounds
 from agent_sessions.storage.sessions import message_document, run_document
+from tests.conftest import TINY_BOUNDS
+
+
+@pytest.fixture(params=["whole", "paged"])
+def bounds(request: pytest.FixtureRequest) -> Bounds:
+    """Both layouts: the seeded sessions kept whole, and spread over pages."""
+    return DEFAULT_BOUNDS if request.param == "whole" else TINY_BOUNDS
 
 NORMAL = build_schema(compiled=False)
 SESSION_IDS = ["s-tools", "s-many", "s-empty", "s-broken", "s-other", "nope"]

@@ -3,12 +3,14 @@ reshapes the result. No database code, no second copy of loading or permission l
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from agent_sessions.errors import ServiceError
@@ -31,7 +33,7 @@ STATUS = {
 }
 SESSION_NOT_FOUND = "session not found"
 RUN_NOT_FOUND = "run not found in this session"
-PAGE = 1000  # messages/runs fetched per operation when a path serves all of them
+PAGE = 1000  # messages/runs read per operation when a path serves all of them, streamed
 
 CHUNK_FIELDS = (
     "id text score retrievalScore rerankerScore sourceId sourceName knowledgeBaseId kbName "
@@ -178,22 +180,56 @@ def int_param(request: Request, name: str, default: int) -> int:
     return value
 
 
-async def _session_items(
+async def _session_pages(
     request: Request, document: str, session_id: str, key: str
-) -> tuple[dict, list]:
-    """The session (as the document selects it) and every item of its ``key`` connection."""
-    items: list[dict[str, Any]] = []
-    after = None
-    while True:
-        data = await execute(request, document, {"id": session_id, "first": PAGE, "after": after})
-        session = data["session"]
-        if session is None:
-            raise RestError(404, {"error": SESSION_NOT_FOUND})
+) -> tuple[dict[str, Any], AsyncIterator[list[dict[str, Any]]]]:
+    """The session (as the document selects it) and an iterator over its ``key``
+    connection, one operation of ``PAGE`` items at a time: a session of any length is
+    served without ever being in memory whole. The first page is read before anything
+    is sent, so a missing session is a 404."""
+    data = await execute(request, document, {"id": session_id, "first": PAGE, "after": None})
+    session = data["session"]
+    if session is None:
+        raise RestError(404, {"error": SESSION_NOT_FOUND})
+
+    async def pages() -> AsyncIterator[list[dict[str, Any]]]:
         connection = session[key]
-        items += connection["nodes"]
-        if not connection["pageInfo"]["hasNextPage"]:
-            return session, items
-        after = connection["pageInfo"]["endCursor"]
+        while True:
+            yield connection["nodes"]
+            if not connection["pageInfo"]["hasNextPage"]:
+                return
+            after = connection["pageInfo"]["endCursor"]
+            variables = {"id": session_id, "first": PAGE, "after": after}
+            # Fresh loaders for each page: their caches would otherwise keep every page.
+            request.scope["context"] = dataclasses.replace(request.scope["context"])
+            following = (await execute(request, document, variables))["session"]
+            if following is None:  # deleted while it was being sent
+                return
+            connection = following[key]
+
+    return session, pages()
+
+
+def _json_array(
+    pages: AsyncIterator[list[dict[str, Any]]],
+    shape: Callable[[dict[str, Any]], dict[str, Any]],
+    prefix: bytes = b"",
+    suffix: bytes = b"",
+) -> StreamingResponse:
+    """``prefix [items…] suffix``, sent page by page as it is read."""
+
+    async def body() -> AsyncIterator[bytes]:
+        yield prefix + b"["
+        first = True
+        async for items in pages:
+            if not items:
+                continue
+            chunk = b",".join(orjson.dumps(shape(item)) for item in items)
+            yield chunk if first else b"," + chunk
+            first = False
+        yield b"]" + suffix
+
+    return StreamingResponse(body(), media_type="application/json")
 
 
 # --- reshaping --------------------------------------------------------------------------
@@ -302,33 +338,27 @@ async def list_sessions(request: Request) -> Response:
 
 @endpoint
 async def get_session(request: Request) -> Response:
-    session, messages = await _session_items(
+    session, pages = await _session_pages(
         request, SESSION_DETAIL, path_session_id(request), "messages"
     )
-    return _json(
-        {
-            "sessionId": session["id"],
-            "userId": session["userId"],
-            "agentId": session["agentId"],
-            "messages": [_history(m) for m in messages],
-            "createdAt": session["createdAt"],
-            "updatedAt": session["updatedAt"],
-        }
-    )
+    head = {"sessionId": session["id"], "userId": session["userId"], "agentId": session["agentId"]}
+    tail = {"createdAt": session["createdAt"], "updatedAt": session["updatedAt"]}
+    # {"sessionId": …, "agentId": …, "messages": [ … ], "createdAt": …, "updatedAt": …}
+    prefix = orjson.dumps(head)[:-1] + b',"messages":'
+    suffix = b"," + orjson.dumps(tail)[1:]
+    return _json_array(pages, _history, prefix, suffix)
 
 
 @endpoint
 async def session_messages(request: Request) -> Response:
-    _, messages = await _session_items(
-        request, SESSION_MESSAGES, path_session_id(request), "messages"
-    )
-    return _json([_chat(m) for m in messages])
+    _, pages = await _session_pages(request, SESSION_MESSAGES, path_session_id(request), "messages")
+    return _json_array(pages, _chat)
 
 
 @endpoint
 async def session_runs(request: Request) -> Response:
-    _, runs = await _session_items(request, SESSION_RUNS, path_session_id(request), "runs")
-    return _json([_run(r) for r in runs])
+    _, pages = await _session_pages(request, SESSION_RUNS, path_session_id(request), "runs")
+    return _json_array(pages, _run)
 
 
 @endpoint

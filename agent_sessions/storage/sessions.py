@@ -9,6 +9,7 @@ driver errors become ``DatabaseUnavailable`` (the database does not answer) or
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import uuid
@@ -59,7 +60,7 @@ from .windows import Missing, Segment, assemble, limit
 
 # Server error codes for a document that would outgrow the 16 MB BSON limit.
 _TOO_LARGE_CODES = {10334, 17419, 17420, 13548}
-_HEAD_STATS = {"bytes": 1, "entries": 1, "pages": 1, "r_next": 1, "m_next": 1}
+_HEAD_STATS = {"bytes": 1, "entries": 1, "pages": 1, "r_next": 1, "m_next": 1, "before.r": 1}
 _MAX_ROUNDS = 64  # page reads one window may take: far beyond any real one
 
 
@@ -386,9 +387,10 @@ class SessionStore:
         self.bounds = bounds
         # Whether heads move their older turns into pages: it takes transactions.
         self.moves = moves
-        # Sessions known to have runs in pages: their appends with a client's run id go
-        # straight to the check across pages. A hint only, bounded; wrong costs a command.
-        self._paged: OrderedDict[str, None] = OrderedDict()
+        # Sessions known to have runs in pages, with their page count: their appends with
+        # a client's run id go straight to the check across pages. A hint only, bounded;
+        # a stale one costs a command.
+        self._paged: OrderedDict[str, int] = OrderedDict()
 
     # --- sessions -------------------------------------------------------------------------
 
@@ -530,13 +532,13 @@ class SessionStore:
                     {
                         "session_id": job.session_id,
                         key: {"$gt": job.missing.lo - span, "$lt": max(hi, job.missing.lo + 1)},
-                        "n": {"$nin": sorted(job.read)},
                     }
                 )
             by_session: dict[str, list[_Job]] = {}
             for job in waiting:
                 by_session.setdefault(job.session_id, []).append(job)
-            pages = await self._page_docs(clauses, functools.partial(_exprs, by_session))
+            below = {sid: heads[sid].get("pages") or 0 for sid in by_session}
+            pages = await self._page_docs(clauses, functools.partial(_exprs, by_session), below)
             for page in pages:
                 for job in by_session[page["session_id"]]:
                     if page["n"] in job.read:
@@ -558,52 +560,50 @@ class SessionStore:
         raise AssertionError("a window took more page reads than any session could need")
 
     async def _page_docs(
-        self, clauses: list[Doc], project: Callable[[str], Doc], owner: str | None = None
+        self,
+        clauses: list[Doc],
+        project: Callable[[str], Doc],
+        below: dict[str, int],
     ) -> list[Doc]:
-        """The pages matching any of ``clauses``, each projected by its session's
-        expressions (plus its place and counts), in order."""
-        if not clauses:
-            return []
-        sessions = list(dict.fromkeys(c["session_id"] for c in clauses))
-        base = {
-            "session_id": 1,
-            "n": 1,
-            "m_lo": 1,
-            "m_hi": 1,
-            "r_lo": 1,
-            "r_hi": 1,
-            "before": 1,
-            "own": 1,
-        }
-        if len(sessions) == 1:
-            projection = base | project(sessions[0])
-        else:
-            keys = sorted({k for sid in sessions for k in project(sid)})
-            per = {sid: project(sid) for sid in sessions}
-            projection = dict(base)
-            for key in keys:
-                projection[key] = {
-                    "$switch": {
-                        "branches": [
-                            {
-                                "case": {"$eq": ["$session_id", L.literal(sid)]},
-                                "then": per[sid][key],
-                            }
-                            for sid in sessions
-                            if key in per[sid]
-                        ],
-                        "default": None,
-                    }
-                }
-        match: Doc = {"$or": clauses} if len(clauses) > 1 else clauses[0]
-        if owner is not None:
-            match = {"$and": [match, {"user_id": owner}]}
-        pipeline = [
-            {"$match": match},
-            {"$project": projection},
-            {"$sort": {"session_id": 1, "n": 1}},
-        ]
-        return await (await self.pages.aggregate(pipeline)).to_list()
+        """The pages matching any of ``clauses`` (each one session's seq range or run
+        ids), each projected by its session's expressions plus its place and counts, in
+        order; only pages numbered below ``below[session]``, the head's page count (a
+        page an interrupted import left behind is never read).
+
+        Owners are not filtered here: a page is only ever asked for after its head was
+        read with the owner's filter, and session ids are unique across users. Each
+        session's clauses are merged into one range per kind and sent as one command
+        each, at once: a ``$or`` or an extra field would keep SecantusDB's planner from
+        the index (it would read every page of the collection)."""
+        merged: dict[tuple[str, str], Doc] = {}
+        for clause in clauses:
+            sid = clause["session_id"]
+            key = next(k for k in clause if k != "session_id")
+            seen = merged.get((sid, key))
+            if seen is None:
+                merged[(sid, key)] = dict(clause)
+            elif key == "runs.id":
+                seen[key] = {"$in": sorted(set(seen[key]["$in"]) | set(clause[key]["$in"]))}
+            else:
+                lo = min(seen[key]["$gt"], clause[key]["$gt"])
+                hi = max(
+                    seen[key].get("$lt", seen[key].get("$lte")),
+                    clause[key].get("$lt", clause[key].get("$lte")),
+                )
+                seen[key] = {"$gt": lo, "$lte": hi}
+        base = {"session_id": 1, "n": 1, "m_lo": 1, "m_hi": 1, "r_lo": 1, "r_hi": 1,
+                "before": 1, "own": 1}  # fmt: skip
+
+        async def one(match: Doc) -> list[Doc]:
+            pipeline = [{"$match": match}, {"$project": base | project(match["session_id"])}]
+            return await (await self.pages.aggregate(pipeline)).to_list()
+
+        found = await asyncio.gather(*(one(m) for m in merged.values()))
+        pages: dict[tuple[str, int], Doc] = {}
+        for page in (p for part in found for p in part):
+            if page["n"] < below.get(page["session_id"], 0):
+                pages[(page["session_id"], page["n"])] = page
+        return [pages[key] for key in sorted(pages)]
 
     async def _heads_projected(
         self, session_ids: Iterable[str], owner: str | None, projection: Doc
@@ -707,7 +707,9 @@ class SessionStore:
         # Lookups the head did not hold: in the pages, by their ids.
         absent = [(n, lookups[n]) for n, r in enumerate(runs) if r is None]
         if absent and (head.get("before") or {}).get("r"):
-            found_runs = await self._runs_in_pages(session_id, owner, absent)
+            found_runs = await self._runs_in_pages(
+                session_id, owner, absent, head.get("pages") or 0
+            )
             for n, run in found_runs.items():
                 runs[n] = run
         chunks: dict[tuple[str, ChunkSpec], list[ChunkRecord]] = {}
@@ -749,7 +751,11 @@ class SessionStore:
         )
 
     async def _runs_in_pages(
-        self, session_id: str, owner: str | None, wanted: list[tuple[int, tuple[str, RunSpec]]]
+        self,
+        session_id: str,
+        owner: str | None,
+        wanted: list[tuple[int, tuple[str, RunSpec]]],
+        pages: int,
     ) -> dict[int, RunRecord]:
         """Runs by id from a session's pages: ``{slot: run}`` for those found."""
         ids = sorted({rid for _, (rid, _) in wanted})
@@ -764,7 +770,9 @@ class SessionStore:
             for n, (rid, s) in wanted
         }
         pages = await self._page_docs(
-            [{"session_id": session_id, "runs.id": {"$in": ids}}], lambda _: project, owner
+            [{"session_id": session_id, "runs.id": {"$in": ids}}],
+            lambda _: project,
+            {session_id: pages},
         )
         out: dict[int, RunRecord] = {}
         for page in pages:
@@ -809,7 +817,8 @@ class SessionStore:
             if rest:
                 absent[sid] = rest
                 clauses.append({"session_id": sid, "runs.id": {"$in": rest}})
-        for page in await self._page_docs(clauses, lambda sid: {"_q": expr(absent[sid])}, owner):
+        below = {sid: heads[sid].get("pages") or 0 for sid in absent}
+        for page in await self._page_docs(clauses, lambda sid: {"_q": expr(absent[sid])}, below):
             for run in page.get("_q") or ():
                 found[(page["session_id"], run["id"])] = run
         return found
@@ -907,13 +916,17 @@ class SessionStore:
                 wanted_in_pages[sid] = rest
                 span = self.bounds.page_seqs
                 clauses.append(
-                    {"session_id": sid, "m_lo": {"$gt": rest[0] - span, "$lte": rest[-1]}}
+                    {
+                        "session_id": sid,
+                        "m_lo": {"$gt": rest[0] - span, "$lte": rest[-1]},
+                    }
                 )
         if clauses:
+            below = {sid: heads[sid].get("pages") or 0 for sid in wanted_in_pages}
             for page in await self._page_docs(
                 clauses,
                 lambda sid: {"_q": L.messages_by_seq_expr(wanted_in_pages[sid], fields)},
-                owner,
+                below,
             ):
                 for m in page.get("_q") or ():
                     out[page["session_id"]][m["seq"]] = m
@@ -1009,11 +1022,14 @@ class SessionStore:
         t = now()
         pipeline = _append_pipeline(new_session, stored, messages, sizes, t)
         filt = _scope(owner, _id=session_id, **{"runs.id": {"$ne": run["id"]}})
-        fast = fresh_id or session_id not in self._paged
+        # How many pages the session has, when it is known to keep runs in them.
+        hint = None if fresh_id else self._paged.get(session_id)
+        upserted = False
         for _ in range(8):
-            tried = fast
-            if fast:
+            if hint is None:
+                # A new session, or one without runs in pages: one command.
                 attempt = filt if fresh_id else filt | {"before.r": {"$in": [0, None]}}
+                upserted = True
                 try:
                     head = await self.heads.find_one_and_update(
                         attempt,
@@ -1025,47 +1041,58 @@ class SessionStore:
                 except DuplicateKeyError:
                     head = None
                 if head is not None:
-                    return await self._appended(session_id, head, stored, messages, owner), True
-            fast = False
+                    return await self._appended(session_id, head, stored, messages), True
+            else:
+                # Runs in pages: is this one among them? Then the append, on condition
+                # that no page was added meanwhile (a move changes ``pages``).
+                holders = self.pages.find(
+                    {"session_id": session_id, "runs.id": run["id"]}, {"n": 1}
+                )  # n is checked here: in the filter it would cost the index (SecantusDB)
+                if any(p["n"] < hint for p in await holders.to_list()):
+                    return await self._existing(session_id, run["id"], owner), False
+                head = await self.heads.find_one_and_update(
+                    filt | {"pages": hint},
+                    pipeline,
+                    projection=_HEAD_STATS,
+                    return_document=ReturnDocument.AFTER,
+                )
+                if head is not None:
+                    return await self._appended(session_id, head, stored, messages), True
             # The id is taken: by this session with this run already (a retry), by a
             # session with runs in pages (the run may be there), or by a session this
-            # caller may not write to.
-            probe = await self._probe_run(session_id, run["id"], owner)
+            # caller may not write to; or the hint was stale.
+            probe = await self._probe_head(session_id, run["id"], owner)
             if probe is None:
-                if not tried:  # the hint was stale (the session was deleted): upsert
-                    self._paged.pop(session_id, None)
-                    fast = True
-                    continue
-                raise NotFound("session not found")
-            pages, paged_runs, exists = probe
-            if paged_runs:
-                self._remember_paged(session_id)
-            if exists:
-                [existing] = await self.get_runs([(session_id, run["id"])], None, owner=owner)
-                if existing is not None:
-                    return existing, False
-                continue  # moved between the probe and the read: look again
-            head = await self.heads.find_one_and_update(
-                filt | {"pages": pages},
-                pipeline,
-                projection=_HEAD_STATS,
-                return_document=ReturnDocument.AFTER,
-            )
-            if head is not None:
-                return await self._appended(session_id, head, stored, messages, owner), True
+                self._paged.pop(session_id, None)
+                if upserted:
+                    raise NotFound("session not found")
+                hint = None  # deleted since it was seen: a new session may take the id
+                continue
+            pages, paged_runs, here = probe
+            if here:
+                return await self._existing(session_id, run["id"], owner), False
+            hint = pages if paged_runs else None
+            if hint is not None:
+                self._remember_paged(session_id, hint)
         raise StorageFailed(f"session {session_id}: the append kept conflicting; try again")
 
-    def _remember_paged(self, session_id: str) -> None:
-        self._paged[session_id] = None
+    async def _existing(self, session_id: str, run_id: str, owner: str | None) -> RunRecord:
+        [existing] = await self.get_runs([(session_id, run_id)], None, owner=owner)
+        if existing is None:  # deleted between the check and the read
+            raise NotFound("session not found")
+        return existing
+
+    def _remember_paged(self, session_id: str, pages: int) -> None:
+        self._paged[session_id] = pages
         self._paged.move_to_end(session_id)
         while len(self._paged) > 4096:
             self._paged.popitem(last=False)
 
-    async def _probe_run(
+    async def _probe_head(
         self, session_id: str, run_id: str, owner: str | None
     ) -> tuple[int, int, bool] | None:
-        """(pages, runs in pages, whether ``run_id`` is anywhere in the session), in one
-        command; ``None`` when the session is not there for ``owner``."""
+        """(pages, runs in pages, whether ``run_id`` is in the head); ``None`` when the
+        session is not there for ``owner``."""
         pipeline = [
             {"$match": _scope(owner, _id=session_id)},
             {
@@ -1075,51 +1102,42 @@ class SessionStore:
                     "here": {"$in": [L.literal(run_id), L.field_of("runs", "id")]},
                 }
             },
-            {
-                "$lookup": {
-                    "from": L.PAGES,
-                    "pipeline": [
-                        {"$match": {"session_id": session_id, "runs.id": run_id}},
-                        {"$project": {"_id": 1}},
-                        {"$limit": 1},
-                    ],
-                    "as": "there",
-                }
-            },
         ]
         found = await (await self.heads.aggregate(pipeline)).to_list()
         if not found:
             return None
         doc = found[0]
-        return int(doc["pages"]), int(doc["paged"]), bool(doc["here"] or doc["there"])
+        return int(doc["pages"]), int(doc["paged"]), bool(doc["here"])
 
     async def _appended(
-        self, session_id: str, head: Doc, run: Doc, messages: list[Doc], owner: str | None
+        self, session_id: str, head: Doc, run: Doc, messages: list[Doc]
     ) -> RunRecord:
         """The run just appended, as read; and a move when the head outgrew its bounds."""
         record = dict(run) | _derived(run, messages)
         record["seq"] = head["r_next"] - 1
-        await self._maybe_move(session_id, head)
+        head = await self._maybe_move(session_id, head)
+        if (head.get("before") or {}).get("r"):
+            self._remember_paged(session_id, head.get("pages") or 0)
         return record  # type: ignore[return-value]
 
-    async def _maybe_move(self, session_id: str, head: Doc) -> None:
+    async def _maybe_move(self, session_id: str, head: Doc) -> Doc:
+        """Move older turns out of a head past its bounds; the head's stats after."""
         if not self.moves or not over(head, self.bounds):
-            return
+            return head
 
         async def move(s: Any) -> bool:
             return await move_older_turns(self.heads, self.pages, session_id, self.bounds, s)
 
         for _ in range(5):
             try:
-                if not await self._transaction(move):
-                    return
+                moved = await self._transaction(move)
             except _Retry:
                 continue
-            # One move halves the head; a head far past its bounds (a huge import) may
-            # take a few.
             head = await self.heads.find_one({"_id": session_id}, _HEAD_STATS) or {}
-            if not over(head, self.bounds):
-                return
+            # One move halves the head; concurrent appends may need another.
+            if not moved or not over(head, self.bounds):
+                break
+        return head
 
     async def update_run(
         self,
@@ -1214,22 +1232,33 @@ class SessionStore:
     ) -> bool:
         """Store a whole session at once (an import): ``session`` its fields with its
         ``id``, ``messages`` and ``runs`` records in order. ``False``, and nothing
-        changed, when a session with that id exists already."""
+        changed, when a session with that id exists already.
+
+        The pages go in first and the head last: readers reach pages only through a head
+        (and only below its page count), so the session appears whole or not at all,
+        whatever the size, with no transaction to bound it.
+        """
         head, pages = build_session(session, messages, runs, self.bounds, paged=self.moves)
-        if not pages:
-            try:
-                await self.heads.insert_one(head)
-            except DuplicateKeyError:
-                return False
-            return True
-
-        async def both(s: Any) -> None:
-            await self.heads.insert_one(head, session=s)
-            await self.pages.insert_many(pages, session=s)
-
+        if await self.heads.find_one({"_id": head["_id"]}, {"_id": 1}) is not None:
+            return False
+        if pages:
+            # Pages a failed import of this id left behind (no head has them).
+            await self.pages.delete_many({"session_id": head["_id"]})
+            batch: list[Doc] = []
+            size = 0
+            for page in pages:
+                batch.append(page)
+                size += page["bytes"]
+                if size > 8 * 1024 * 1024:
+                    await self.pages.insert_many(batch)
+                    batch, size = [], 0
+            if batch:
+                await self.pages.insert_many(batch)
         try:
-            await self._transaction(both)
+            await self.heads.insert_one(head)
         except DuplicateKeyError:
+            if pages:
+                await self.pages.delete_many({"_id": {"$in": [p["_id"] for p in pages]}})
             return False
         return True
 
