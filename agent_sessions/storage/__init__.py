@@ -1,4 +1,9 @@
-"""Storage: the only package that knows MongoDB. See ``layout`` for the document."""
+"""Storage: the only package that knows MongoDB. See ``layout`` for the document.
+
+Every write is journaled (``j: true``): acknowledged means on disk. While the driver's
+monitor knows the database is down, ``Storage.require_available`` fails at once, so
+requests answer 503 at once instead of after the driver's server-selection timeout.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,9 @@ from pathlib import Path
 
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
-from pymongo.monitoring import CommandListener
+from pymongo.monitoring import CommandListener, TopologyDescriptionChangedEvent, TopologyListener
+
+from agent_sessions.errors import DatabaseUnavailable
 
 from .embedded import EmbeddedServer, EmbeddedServerError, start_embedded
 from .keys import ApiKeyStore, KeyRecord
@@ -30,11 +37,42 @@ __all__ = [
 ]
 
 
+class Availability(TopologyListener):
+    """Whether the database can take writes, as the driver's own monitor last saw it.
+
+    Starts as available (nothing is known yet, and the first command finds out); becomes
+    unavailable when a topology that had a writable server loses it (a failed heartbeat,
+    or a command's network error), and available again when the monitor finds it.
+    """
+
+    def __init__(self) -> None:
+        self.available = True
+        self.closing = False  # closing the client marks its servers unknown: not an outage
+
+    def opened(self, event: object) -> None:
+        pass
+
+    def closed(self, event: object) -> None:
+        pass
+
+    def description_changed(self, event: TopologyDescriptionChangedEvent) -> None:
+        if self.closing:
+            return
+        writable = event.new_description.has_writable_server()
+        if writable and not self.available:
+            log.warning("the database answers again")
+        elif not writable and event.previous_description.has_writable_server():
+            log.error("the database does not answer; requests get 503 until it is back")
+        if writable or event.previous_description.has_writable_server():
+            self.available = writable
+
+
 @dataclass
 class Storage:
     client: AsyncMongoClient
     database: str
     embedded: EmbeddedServer | None = None
+    availability: Availability = field(default_factory=Availability)
     sessions: SessionStore = field(init=False)
     keys: ApiKeyStore = field(init=False)
 
@@ -81,13 +119,20 @@ class Storage:
         embedded: EmbeddedServer | None = None,
         listeners: Sequence[CommandListener] = (),
     ) -> Storage:
+        availability = Availability()
+        local = embedded is not None
         client: AsyncMongoClient = AsyncMongoClient(
             uri,
             serverSelectionTimeoutMS=5000,
-            event_listeners=list(listeners),
+            # The embedded database is on loopback: look for it every second while it is
+            # down (restarts take about one), instead of the driver's 10 s.
+            heartbeatFrequencyMS=1000 if local else 10_000,
+            journal=True,  # an acknowledged write is in the journal, on disk
+            event_listeners=[*listeners, availability],
             appname="agent-sessions",
         )
-        storage = cls(client=client, database=database, embedded=embedded)
+        storage = cls(client=client, database=database, embedded=embedded,
+                      availability=availability)  # fmt: skip
         try:
             await storage.create_indexes()
         except BaseException:
@@ -101,6 +146,13 @@ class Storage:
             for keys, options in indexes:
                 await db[collection].create_index(keys, **options)
 
+    def require_available(self) -> None:
+        """Raise ``DatabaseUnavailable`` at once while the database is known to be down."""
+        if not self.availability.available or (
+            self.embedded is not None and self.embedded.owner and not self.embedded.alive
+        ):
+            raise DatabaseUnavailable()
+
     async def healthy(self) -> tuple[bool, str]:
         """Whether the database answers a ping, and if not, why."""
         if self.embedded is not None and not self.embedded.alive:
@@ -111,9 +163,25 @@ class Storage:
             return False, f"the database does not answer: {exc}"
         return True, "ok"
 
+    async def runs_by_status(self) -> dict[str, int]:
+        """How many stored runs have each status ({} when the database does not answer).
+        One aggregation that reads only the runs' status fields."""
+        pipeline: list[dict] = [
+            {"$project": {"_id": 0, "s": "$runs.status"}},
+            {"$unwind": "$s"},
+            {"$group": {"_id": "$s", "n": {"$sum": 1}}},
+        ]
+        try:
+            cursor = await self.client[self.database][SESSIONS].aggregate(pipeline)
+            return {row["_id"]: row["n"] async for row in cursor}
+        except PyMongoError as exc:
+            log.warning("counting runs by status failed: %s", exc)
+            return {}
+
     async def close(self, *, stop_embedded: bool = True) -> None:
         """Close the client, and stop the embedded database this process started (unless
         ``stop_embedded`` is false: its starter stops it)."""
+        self.availability.closing = True
         await self.client.close()
         if stop_embedded and self.embedded is not None and self.embedded.owner:
             await asyncio.to_thread(self.embedded.stop)
