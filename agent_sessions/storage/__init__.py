@@ -37,6 +37,9 @@ __all__ = [
 ]
 
 
+RUNS_OR_NONE = {"$ifNull": ["$runs", []]}
+
+
 class Availability(TopologyListener):
     """Whether the database can take writes, as the driver's own monitor last saw it.
 
@@ -47,7 +50,6 @@ class Availability(TopologyListener):
 
     def __init__(self) -> None:
         self.available = True
-        self.closing = False  # closing the client marks its servers unknown: not an outage
 
     def opened(self, event: object) -> None:
         pass
@@ -56,15 +58,16 @@ class Availability(TopologyListener):
         pass
 
     def description_changed(self, event: TopologyDescriptionChangedEvent) -> None:
-        if self.closing:
-            return
-        writable = event.new_description.has_writable_server()
-        if writable and not self.available:
-            log.warning("the database answers again")
-        elif not writable and event.previous_description.has_writable_server():
+        new = event.new_description
+        if new.has_writable_server():
+            if not self.available:
+                log.warning("the database answers again")
+            self.available = True
+        elif event.previous_description.has_writable_server() and any(
+            server.error is not None for server in new.server_descriptions().values()
+        ):  # lost to an error; closing the client leaves no servers and no error
             log.error("the database does not answer; requests get 503 until it is back")
-        if writable or event.previous_description.has_writable_server():
-            self.available = writable
+            self.available = False
 
 
 @dataclass
@@ -167,7 +170,8 @@ class Storage:
         """How many stored runs have each status ({} when the database does not answer).
         One aggregation that reads only the runs' status fields."""
         pipeline: list[dict] = [
-            {"$project": {"_id": 0, "s": "$runs.status"}},
+            # $map, not "$runs.status": SecantusDB does not project through arrays.
+            {"$project": {"_id": 0, "s": {"$map": {"input": RUNS_OR_NONE, "in": "$$this.status"}}}},
             {"$unwind": "$s"},
             {"$group": {"_id": "$s", "n": {"$sum": 1}}},
         ]
@@ -181,7 +185,6 @@ class Storage:
     async def close(self, *, stop_embedded: bool = True) -> None:
         """Close the client, and stop the embedded database this process started (unless
         ``stop_embedded`` is false: its starter stops it)."""
-        self.availability.closing = True
         await self.client.close()
         if stop_embedded and self.embedded is not None and self.embedded.owner:
             await asyncio.to_thread(self.embedded.stop)
