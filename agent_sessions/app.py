@@ -132,7 +132,7 @@ class Services:
     async def context(self, request: Request) -> Context:
         """The request's context; raises ``DatabaseUnavailable`` at once while the database
         is known to be down, ``Unauthenticated`` for a missing or bad key."""
-        self.storage.require_available()
+        await self.storage.require_available()
         caller = await authenticate(
             request.headers.get("authorization"), self.settings, self.storage
         )

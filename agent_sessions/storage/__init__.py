@@ -1,7 +1,7 @@
 """Storage: the only package that knows MongoDB. See ``layout`` for the document.
 
-Every write is journaled (``j: true``): acknowledged means on disk. While the driver's
-monitor knows the database is down, ``Storage.require_available`` fails at once, so
+Every write is journaled (``j: true``): acknowledged means on disk. While the driver
+knows the database is down, ``Storage.require_available`` fails within a short ping, so
 requests answer 503 at once instead of after the driver's server-selection timeout.
 """
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import pymongo
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 from pymongo.monitoring import CommandListener, TopologyDescriptionChangedEvent, TopologyListener
@@ -38,15 +39,12 @@ __all__ = [
 
 
 RUNS_OR_NONE = {"$ifNull": ["$runs", []]}
+AVAILABILITY_PING_S = 0.5
 
 
 class Availability(TopologyListener):
-    """Whether the database can take writes, as the driver's own monitor last saw it.
-
-    Starts as available (nothing is known yet, and the first command finds out); becomes
-    unavailable when a topology that had a writable server loses it (a failed heartbeat,
-    or a command's network error), and available again when the monitor finds it.
-    """
+    """Logs when the database stops and starts answering, as the driver's monitor sees it
+    (its events arrive up to a second late; ``require_available`` does not wait for them)."""
 
     def __init__(self) -> None:
         self.available = True
@@ -126,9 +124,10 @@ class Storage:
         local = embedded is not None
         client: AsyncMongoClient = AsyncMongoClient(
             uri,
-            serverSelectionTimeoutMS=5000,
-            # The embedded database is on loopback: look for it every second while it is
-            # down (restarts take about one), instead of the driver's 10 s.
+            # The embedded database is on loopback and restarts in about a second: the
+            # request that finds it gone waits (in the driver's retry) at most 2 s for it,
+            # and the monitor looks for it every second instead of every 10.
+            serverSelectionTimeoutMS=2000 if local else 5000,
             heartbeatFrequencyMS=1000 if local else 10_000,
             journal=True,  # an acknowledged write is in the journal, on disk
             event_listeners=[*listeners, availability],
@@ -149,12 +148,24 @@ class Storage:
             for keys, options in indexes:
                 await db[collection].create_index(keys, **options)
 
-    def require_available(self) -> None:
-        """Raise ``DatabaseUnavailable`` at once while the database is known to be down."""
-        if not self.availability.available or (
-            self.embedded is not None and self.embedded.owner and not self.embedded.alive
-        ):
+    async def require_available(self) -> None:
+        """Raise ``DatabaseUnavailable`` at once while the database is known to be down.
+
+        The driver's topology (updated as soon as a command or a heartbeat fails) says
+        whether it is; then one ping, bounded by AVAILABILITY_PING_S, finds out whether it
+        is back, rather than waiting for the next heartbeat."""
+        if self.embedded is not None and self.embedded.owner and not self.embedded.alive:
             raise DatabaseUnavailable()
+        topology = self.client.topology_description
+        if topology.has_writable_server() or not any(
+            server.error is not None for server in topology.server_descriptions().values()
+        ):
+            return  # up, or not known yet (the first command finds out)
+        try:
+            with pymongo.timeout(AVAILABILITY_PING_S):
+                await self.client.admin.command("ping")
+        except PyMongoError:
+            raise DatabaseUnavailable() from None
 
     async def healthy(self) -> tuple[bool, str]:
         """Whether the database answers a ping, and if not, why."""
