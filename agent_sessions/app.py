@@ -100,6 +100,8 @@ class GraphQLView(GraphQL):
         value = super().parse_json(data)
         if not isinstance(value, dict):
             raise GraphQLHTTPException(400, "the request body must be a JSON object")
+        if not isinstance(value.get("operationName"), str | None):
+            raise GraphQLHTTPException(400, "operationName must be a string or null")
         return value
 
     async def process_result(self, request: Request, result: Any) -> Any:
