@@ -186,11 +186,17 @@ def _worker_environment(settings: Settings) -> None:
 
 
 class _Workers(Multiprocess):
-    """uvicorn's worker supervisor, except that SIGHUP stops the service (a closed
-    terminal, like SIGTERM from a service manager) instead of replacing the workers."""
+    """uvicorn's worker supervisor, except that SIGTERM, SIGINT and SIGHUP stop it at
+    once (its own handlers queue them for a loop that looks every 0.5 s), and SIGHUP stops
+    the service (a closed terminal) instead of replacing the workers."""
 
-    def handle_hup(self) -> None:
-        log.info("received SIGHUP, exiting")
+    def __init__(self, config: Any, sockets: list[socket.socket]) -> None:
+        super().__init__(config, sockets)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._exit)
+
+    def _exit(self, sig: int, frame: object) -> None:
+        log.info("received %s, stopping the workers", signal.Signals(sig).name)
         self.should_exit.set()
 
 
