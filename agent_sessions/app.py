@@ -9,9 +9,13 @@ requests that cannot be executed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import logging
+import multiprocessing
+import os
+import signal
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -351,9 +355,12 @@ def build_app(
                 # of `serve --workers N` uses the one its parent started.
                 join=worker,
             )
+        orphan_watch = asyncio.create_task(_exit_when_orphaned()) if worker else None
         try:
             yield
         finally:
+            if orphan_watch is not None:
+                orphan_watch.cancel()
             await services.agents.aclose()
             if owned and services._storage is not None:
                 await services._storage.close(stop_embedded=embedded is None)
@@ -387,6 +394,18 @@ def build_app(
         )
     app.add_middleware(RequestLog)
     return app
+
+
+async def _exit_when_orphaned() -> None:
+    """A worker whose parent was killed outright (``kill -9``: it could not stop us) stops
+    too, as if the parent had sent SIGTERM, instead of serving on without a supervisor."""
+    parent = multiprocessing.parent_process()  # the serve process, however late we start
+    if parent is None:
+        return
+    while parent.is_alive():  # noqa: ASYNC110 - no event says a parent died
+        await asyncio.sleep(1)
+    log.error("the serve process (pid %s) is gone; this worker stops", parent.pid)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def create_app() -> Starlette:

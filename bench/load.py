@@ -118,9 +118,7 @@ async def _load(url: str, clients: int, seconds: float) -> tuple[Tally, float]:
             response.raise_for_status()
             tally.acknowledged.setdefault(f"load-{i}", []).append("seed")
         start = time.monotonic()
-        await asyncio.gather(
-            *(_client(http, n, start + seconds, tally) for n in range(clients))
-        )
+        await asyncio.gather(*(_client(http, n, start + seconds, tally) for n in range(clients)))
         elapsed = time.monotonic() - start
     return tally, elapsed
 

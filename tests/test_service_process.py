@@ -267,3 +267,20 @@ async def test_while_the_database_is_down_requests_answer_503_at_once(tmp_path: 
     finally:
         await storage.client.close()
         server.stop()
+
+
+def test_workers_of_a_server_killed_outright_stop_and_the_next_start_is_healthy(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    with Serve(data, "--workers", "2") as first:
+        first.up()
+        assert first.record("kept", "r-1").status_code == 200
+        workers = [pid for pid, cmd in _children(first.proc.pid) if "spawn_main" in cmd]
+        assert len(workers) == 2
+        first.proc.kill()
+        first.proc.wait()
+        assert all(_gone(pid) for pid in workers), "a worker served on without its parent"
+    with Serve(data) as again:
+        again.up()
+        assert again.run_ids("kept") == ["r-1"]

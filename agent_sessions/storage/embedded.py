@@ -154,7 +154,7 @@ class EmbeddedServer:
                             self.data_dir, self.executable, self.port, self.sync_on_commit
                         )
                         _await_listening(self, timeout=30.0)
-                    except EmbeddedServerError as exc:
+                    except (EmbeddedServerError, OSError) as exc:
                         delay = min(delay * 2, RESTART_DELAY_MAX_S)
                         log.error("restarting the embedded database failed: %s; next try in "
                                   "%.1f s", exc, delay)  # fmt: skip
