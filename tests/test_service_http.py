@@ -99,7 +99,9 @@ async def test_one_json_line_per_request_without_keys_or_bodies(
             alice = GraphQLClient(c, {"Authorization": f"Bearer {key}", "X-Request-ID": "r-1"})
             await record(alice, sessionId="logged", messages=[{"role": "USER", "content": secret}])
             await c.get("/api/sessions/logged", headers={"Authorization": f"Bearer {key}"})
-            await c.get("/api/sessions?agentId=in-a-query", headers={"Authorization": f"Bearer {key}"})
+            await c.get(
+                "/api/sessions?agentId=in-a-query", headers={"Authorization": f"Bearer {key}"}
+            )
             await c.get("/api/sessions", headers={"Authorization": "Bearer wrong-key"})
     finally:
         await storage.client.drop_database(storage.database)
@@ -199,7 +201,9 @@ async def test_metrics_count_requests_by_route_database_commands_and_runs(
     latency = "agent_sessions_http_request_duration_seconds_count"
     runs_route = {"method": "GET", "route": "/api/sessions/{session_id}/runs"}
     assert _sample(after, latency, **runs_route) - _sample(before, latency, **runs_route) == 3
-    assert _sample(after, "agent_sessions_db_command_duration_seconds_count", command="aggregate") > 0
+    assert (
+        _sample(after, "agent_sessions_db_command_duration_seconds_count", command="aggregate") > 0
+    )
     assert _sample(after, "agent_sessions_database_up") == 1
     assert _sample(after, "agent_sessions_runs", status="COMPLETED") == 1
     assert _sample(after, "agent_sessions_runs", status="FAILED") == 1
