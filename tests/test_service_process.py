@@ -284,3 +284,53 @@ def test_workers_of_a_server_killed_outright_stop_and_the_next_start_is_healthy(
     with Serve(data) as again:
         again.up()
         assert again.run_ids("kept") == ["r-1"]
+
+
+@pytest.mark.parametrize(("backend_s", "grace_s", "finished"), [(1.5, 10, True), (8, 1, False)])
+def test_a_stop_signal_lets_requests_in_flight_finish_within_the_grace(
+    tmp_path: Path, backend_s: float, grace_s: float, finished: bool
+) -> None:
+    import threading
+
+    from starlette.responses import JSONResponse
+
+    from .agent_servers import AgentBackend, chat_completion
+
+    async def answer_slowly(body: dict) -> JSONResponse:
+        import asyncio
+
+        await asyncio.sleep(backend_s)
+        return JSONResponse(chat_completion("worth the wait"))
+
+    with AgentBackend(answer_slowly) as backend:
+        config = tmp_path / "agents.toml"
+        config.write_text(
+            f'graceful_shutdown_s = {grace_s}\n[agents.slow]\nbackend = "openai"\n'
+            f'base_url = "{backend.url}/v1"\nmodel = "m"\ntimeout_s = 30\n'
+        )
+        with Serve(tmp_path / "data", "--config", str(config)) as server:
+            server.up()
+            answers: list[httpx.Response | Exception] = []
+
+            def ask() -> None:
+                try:
+                    answers.append(httpx.post(f"{server.url}/api/agents/slow/runs",
+                                              json={"message": "hi"}, timeout=30))  # fmt: skip
+                except httpx.HTTPError as exc:
+                    answers.append(exc)
+
+            asking = threading.Thread(target=ask)
+            asking.start()
+            while not backend.received:  # the request is in flight, at the backend
+                time.sleep(0.02)
+            start = time.monotonic()
+            assert server.stop(signal.SIGTERM) == 0, server.text()
+            stopped_after = time.monotonic() - start
+            asking.join(30)
+    if finished:
+        assert isinstance(answers[0], httpx.Response), answers
+        assert (answers[0].status_code, answers[0].json()["content"]) == (201, "worth the wait")
+    else:
+        # Cut off when the grace ran out, well before the backend would have answered.
+        assert not isinstance(answers[0], httpx.Response) or answers[0].status_code >= 500
+        assert stopped_after < backend_s
