@@ -112,6 +112,8 @@ def serve(settings: Settings) -> int:
                                                    **common))  # fmt: skip
             stopping.server = server
             server.run(sockets=[sock])
+            if not server.started:
+                return 1  # uvicorn or the app's start-up failed, and said why
         else:
             _worker_environment(settings)
             config = uvicorn.Config("agent_sessions.app:create_app", factory=True,
@@ -139,7 +141,6 @@ class _Stopping:
 
     def __init__(self) -> None:
         self.server: Any = None
-        self.done = False
 
     def install(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
