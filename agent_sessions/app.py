@@ -1,14 +1,22 @@
-"""The Starlette application: /graphql, the REST shim under /api, /healthz.
+"""The Starlette application: /graphql, the REST shim under /api, /healthz, /metrics.
 
 The lifespan opens storage (starting the embedded database when no MONGODB_URI is set)
 and closes it. Every error a client can see is JSON; no stack trace leaves the process.
+``/graphql`` follows the GraphQL-over-HTTP spec: ``application/json`` as before, and
+``application/graphql-response+json`` (when the client accepts it) with 4xx statuses for
+requests that cannot be executed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import logging
+import multiprocessing
+import os
+import signal
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,6 +24,7 @@ import orjson
 from cross_web import HTTPException as GraphQLHTTPException
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -23,19 +32,29 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
 from agent_sessions.agents import AgentRunner
-from agent_sessions.errors import ServiceError
+from agent_sessions.errors import ServiceError, Unauthenticated
+from agent_sessions.observability import (
+    DATABASE_UP,
+    RUNS,
+    CommandMetrics,
+    RequestLog,
+    configure_logging,
+    metrics_exposition,
+)
 from agent_sessions.resolvers.context import Context
 from agent_sessions.resolvers.identity import authenticate
 from agent_sessions.rest.responses import JSONResponse, error_response
 from agent_sessions.rest.routes import SESSION_NOT_FOUND
 from agent_sessions.rest.routes import routes as rest_routes
 from agent_sessions.schema import build_schema
-from agent_sessions.settings import Settings
+from agent_sessions.schema.enums import RunStatus
+from agent_sessions.settings import Settings, load_settings
 from agent_sessions.storage import EmbeddedServer, Storage
 
 log = logging.getLogger("agent_sessions")
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
+GRAPHQL_RESPONSE = "application/graphql-response+json"
 
 
 def graphql_error(message: str, code: str, status: int, **extensions: Any) -> JSONResponse:
@@ -43,14 +62,59 @@ def graphql_error(message: str, code: str, status: int, **extensions: Any) -> JS
     return JSONResponse(body, status_code=status)
 
 
+def wants_graphql_response(accept: str | None) -> bool:
+    """Whether the client prefers ``application/graphql-response+json`` to
+    ``application/json`` (the GraphQL-over-HTTP spec's two media types). No Accept header,
+    or neither type, means ``application/json``, today's behaviour."""
+    quality: dict[str, float] = {}
+    for part in (accept or "").split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        quality[media.lower()] = max(q, quality.get(media.lower(), 0.0))
+    new = quality.get(GRAPHQL_RESPONSE, 0.0)
+    return new > 0 and new >= quality.get("application/json", 0.0)
+
+
+def request_failed(result: Any) -> bool:
+    """A request error in the spec's sense: nothing was executed (a document that does not
+    parse or validate, variables that do not coerce), so the result has no ``data``."""
+    errors = result.errors or ()
+    return result.data is None and bool(errors) and all(e.path is None for e in errors)
+
+
 class GraphQLView(GraphQL):
-    """Strawberry's HTTP handling (GET/POST, GraphiQL) with orjson on both sides."""
+    """Strawberry's HTTP handling (GET/POST, GraphiQL) with orjson on both sides; a body
+    that is not a JSON object (or batch) is 400, and a request error answered as
+    ``application/graphql-response+json`` has no ``data`` entry."""
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
     def decode_json(self, data: str | bytes) -> object:
         return orjson.loads(data)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        value = super().parse_json(data)
+        if not isinstance(value, dict):
+            raise GraphQLHTTPException(400, "the request body must be a JSON object")
+        if not isinstance(value.get("operationName"), str | None):
+            raise GraphQLHTTPException(400, "operationName must be a string or null")
+        return value
+
+    async def process_result(self, request: Request, result: Any) -> Any:
+        response = await super().process_result(request, result)
+        if request_failed(result):
+            request.state.graphql_request_failed = True
+            if request.state.graphql_response:
+                response.pop("data", None)
+        return response
 
 
 class Services:
@@ -64,6 +128,7 @@ class Services:
         self.view = GraphQLView(self.schema, graphql_ide="graphiql", allow_queries_via_get=True)
         self._storage = storage
         self.agents = AgentRunner(settings.agents)
+        self.runs_counted_at = -RUNS_COUNTED_EVERY_S  # when /metrics last counted runs
 
     @property
     def storage(self) -> Storage:
@@ -71,11 +136,19 @@ class Services:
         return self._storage
 
     async def context(self, request: Request) -> Context:
-        """The request's context; raises ``Unauthenticated`` for a missing or bad key."""
+        """The request's context; raises ``DatabaseUnavailable`` at once while the database
+        is known to be down, ``Unauthenticated`` for a missing or bad key."""
+        await self.storage.require_available()
         caller = await authenticate(
             request.headers.get("authorization"), self.settings, self.storage
         )
-        return Context(self.storage, self.settings, caller, agents=self.agents)
+        request.state.user_id = caller.user_id  # for the request's log line
+        request_id = getattr(request.state, "request_id", None)
+        if request_id is None:  # an app served without RequestLog in front (tests)
+            return Context(self.storage, self.settings, caller, agents=self.agents)
+        return Context(
+            self.storage, self.settings, caller, agents=self.agents, request_id=request_id
+        )
 
 
 async def graphql_endpoint(request: Request) -> Response:
@@ -85,14 +158,28 @@ async def graphql_endpoint(request: Request) -> Response:
         view.request_adapter_class(request)
     ):
         return await view.render_graphql_ide(request)  # the explorer page holds no data
+    request.state.graphql_response = wants_graphql_response(request.headers.get("accept"))
+    request.state.graphql_request_failed = False
+    response = await _graphql(request, services)
+    if request.state.graphql_response:
+        if request.state.graphql_request_failed:
+            response.status_code = 400
+        response.headers["content-type"] = f"{GRAPHQL_RESPONSE}; charset=utf-8"
+    return response
+
+
+async def _graphql(request: Request, services: Services) -> Response:
     try:
         context = await services.context(request)
     except ServiceError as exc:
         return graphql_error(exc.message, exc.code, exc.status)
     try:
-        return await view.run(request, context=context)
+        return await services.view.run(request, context=context)
     except GraphQLHTTPException as exc:
-        return graphql_error(exc.reason, "BAD_USER_INPUT", exc.status_code)
+        headers = {"Allow": "GET, POST"} if exc.status_code == 405 else None
+        response = graphql_error(exc.reason, "BAD_USER_INPUT", exc.status_code)
+        response.headers.update(headers or {})
+        return response
 
 
 async def healthz(request: Request) -> Response:
@@ -102,6 +189,33 @@ async def healthz(request: Request) -> Response:
     # Why stays in the server's log: /healthz answers without a key.
     log.error("health check failed: %s", reason)
     return JSONResponse({"status": "unavailable"}, status_code=503)
+
+
+RUNS_COUNTED_EVERY_S = 30.0
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics. In key mode a valid key is needed, unless ``metrics_public``."""
+    services: Services = request.app.state.services
+    settings = services.settings
+    if settings.auth_enabled and not settings.metrics_public:
+        try:
+            await authenticate(request.headers.get("authorization"), settings, services.storage)
+        except Unauthenticated as exc:
+            return error_response(exc.message, exc.status)
+        except ServiceError as exc:
+            return error_response(exc.message, exc.status)
+    ok, _ = await services.storage.healthy()
+    DATABASE_UP.set(1 if ok else 0)
+    if ok and services.runs_counted_at + RUNS_COUNTED_EVERY_S < time.monotonic():
+        # Counted in the database (the figure is the same whichever worker answers),
+        # at most every 30 s: a scrape must not cost a scan each time.
+        services.runs_counted_at = time.monotonic()
+        counts = await services.storage.runs_by_status()
+        for status in RunStatus:
+            RUNS.labels(status.value).set(counts.get(status.value, 0))
+    body, content_type = metrics_exposition()
+    return Response(body, media_type=content_type)
 
 
 def is_loopback(host: str) -> bool:
@@ -209,7 +323,11 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 
 
 def build_app(
-    settings: Settings, storage: Storage | None = None, embedded: EmbeddedServer | None = None
+    settings: Settings,
+    storage: Storage | None = None,
+    embedded: EmbeddedServer | None = None,
+    *,
+    worker: bool = False,
 ) -> Starlette:
     """The application. With ``storage`` given (tests, benchmarks) the lifespan uses it
     as it is and leaves closing it to the caller. With ``embedded`` (``serve`` starts it
@@ -217,13 +335,14 @@ def build_app(
     starter stops it; otherwise the lifespan opens storage (starting the embedded
     database when no MongoDB URI is set) and closes it."""
     services = Services(settings, storage)
+    listeners = [CommandMetrics()]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         owned = services._storage is None
         if owned and embedded is not None:
             services._storage = await Storage.connect(
-                embedded.uri, settings.database, embedded=embedded
+                embedded.uri, settings.database, embedded=embedded, listeners=listeners
             )
         elif owned:
             services._storage = await Storage.open(
@@ -231,11 +350,17 @@ def build_app(
                 database=settings.database,
                 data_dir=settings.data_dir,
                 secantusd=settings.secantusd,
-                join=False,  # a server never runs on a database another process may stop
+                listeners=listeners,
+                # A server never runs on a database another process may stop; a worker
+                # of `serve --workers N` uses the one its parent started.
+                join=worker,
             )
+        orphan_watch = asyncio.create_task(_exit_when_orphaned()) if worker else None
         try:
             yield
         finally:
+            if orphan_watch is not None:
+                orphan_watch.cancel()
             await services.agents.aclose()
             if owned and services._storage is not None:
                 await services._storage.close(stop_embedded=embedded is None)
@@ -244,6 +369,7 @@ def build_app(
     routes = [
         Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         *rest_routes,
     ]
     app = Starlette(
@@ -253,7 +379,38 @@ def build_app(
     )
     app.router.redirect_slashes = False  # a redirect is never the answer to an API call
     app.state.services = services
+    # Added innermost first: RequestLog sees every answer, CORS headers are on refusals too.
     app.add_middleware(BodyLimit)
     if not settings.auth_enabled and not settings.insecure_no_auth:
         app.add_middleware(LoopbackOnly)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+            max_age=600,
+        )
+    app.add_middleware(RequestLog)
     return app
+
+
+async def _exit_when_orphaned() -> None:
+    """A worker whose parent was killed outright (``kill -9``: it could not stop us) stops
+    too, as if the parent had sent SIGTERM, instead of serving on without a supervisor."""
+    parent = multiprocessing.parent_process()  # the serve process, however late we start
+    if parent is None:
+        return
+    while parent.is_alive():  # noqa: ASYNC110 - no event says a parent died
+        await asyncio.sleep(1)
+    log.error("the serve process (pid %s) is gone; this worker stops", parent.pid)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def create_app() -> Starlette:
+    """The app of one ``serve --workers N`` worker, built from the settings its parent
+    passed down in the environment; it uses the embedded database the parent started."""
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return build_app(settings, worker=True)

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import logging
+import os
+import shutil
+import signal
+import socket
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
+from uvicorn.supervisors import Multiprocess
 
+from agent_sessions.observability import configure_logging
 from agent_sessions.settings import Settings, load_settings
 from agent_sessions.storage import EmbeddedServerError, Storage
 from agent_sessions.storage.embedded import start_embedded
@@ -37,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="allow binding a non-loopback address without AGENT_SESSIONS_ADMIN_KEY",
     )
+    serve.add_argument("--workers", type=int, help="uvicorn worker processes (default 1)")
     _common(serve)
 
     keys = commands.add_parser("keys", help="manage API keys")
@@ -54,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def serve(settings: Settings) -> int:
+    """Run the server until SIGTERM, SIGINT or SIGHUP: bind the port, start the embedded
+    database (when no MongoDB URI is set) once, serve with ``settings.workers`` uvicorn
+    workers, give in-flight requests ``graceful_shutdown_s`` to finish, stop the database."""
     import uvicorn
 
     from agent_sessions.app import build_app, is_loopback
@@ -73,23 +86,119 @@ def serve(settings: Settings) -> int:
             if not is_loopback(settings.host)
             else "",
         )
-    embedded = None
-    if settings.mongodb_uri is None:
-        # Started here rather than in the app's lifespan, so a busy or broken data
-        # directory is one clear line, not a startup traceback.
-        embedded = start_embedded(settings.data_dir, settings.secantusd, join=False, wait=15)
+    stopping = _Stopping()
+    stopping.install()
+    # The port first: one in use is an error before the database has started.
     try:
-        uvicorn.run(
-            build_app(settings, embedded=embedded),
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            lifespan="on",
-        )
+        sock = _bind(settings.host, settings.port)
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc.strerror)
+        return 1
+    embedded = None
+    try:
+        if settings.mongodb_uri is None:
+            # Started here rather than in the app's lifespan, so a busy or broken data
+            # directory is one clear line, not a startup traceback; and once, for every
+            # worker.
+            embedded = start_embedded(settings.data_dir, settings.secantusd, join=False, wait=15)
+        common: dict[str, Any] = {
+            "lifespan": "on",
+            "log_config": None,  # our logging: one JSON (or text) line per request
+            "access_log": False,
+            "timeout_graceful_shutdown": settings.graceful_shutdown_s,
+        }
+        if settings.workers == 1:
+            server = uvicorn.Server(uvicorn.Config(build_app(settings, embedded=embedded),
+                                                   **common))  # fmt: skip
+            stopping.server = server
+            server.run(sockets=[sock])
+            if not server.started:
+                return 1  # uvicorn or the app's start-up failed, and said why
+        else:
+            _worker_environment(settings)
+            config = uvicorn.Config("agent_sessions.app:create_app", factory=True,
+                                    workers=settings.workers, **common)  # fmt: skip
+            _Workers(config, sockets=[sock]).run()
+    except _Stopped:
+        pass  # a signal before the server was up
     finally:
+        sock.close()
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+class _Stopped(Exception):
+    """A stop signal arrived before the server was serving."""
+
+
+class _Stopping:
+    """Our handlers for SIGTERM, SIGINT and SIGHUP. Before the server runs they unwind
+    start-up (the database started so far is stopped). While it runs, uvicorn handles
+    SIGTERM and SIGINT, and SIGHUP asks it to exit the same way. After it has stopped,
+    uvicorn raises the signal again, which must not end the process before the database
+    is stopped: then they do nothing."""
+
+    def __init__(self) -> None:
+        self.server: Any = None
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self.handle)
+
+    def handle(self, sig: int, frame: object) -> None:
+        if self.server is None:
+            raise _Stopped
+        if sig == signal.SIGHUP:
+            self.server.handle_exit(signal.SIGTERM, None)  # uvicorn knows no SIGHUP
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything else starts (and shared by workers)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def _worker_environment(settings: Settings) -> None:
+    """Pass the settings flags gave on to the worker processes, which build their app from
+    the environment; and give them one directory for their metrics."""
+    given = {
+        "AGENT_SESSIONS_CONFIG": settings.config,
+        "AGENT_SESSIONS_DATA_DIR": settings.data_dir,
+        "MONGODB_URI": settings.mongodb_uri,
+        "AGENT_SESSIONS_INSECURE_NO_AUTH": "true" if settings.insecure_no_auth else None,
+        "AGENT_SESSIONS_HOST": settings.host,
+        "AGENT_SESSIONS_PORT": settings.port,
+    }
+    os.environ.update({k: str(v) for k, v in given.items() if v is not None})
+    # prometheus-client reads this when a worker imports it: every worker writes its
+    # figures there, and /metrics adds them up.
+    metrics_dir = tempfile.mkdtemp(prefix="agent-sessions-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    atexit.register(shutil.rmtree, metrics_dir, ignore_errors=True)
+
+
+class _Workers(Multiprocess):
+    """uvicorn's worker supervisor, except that SIGTERM, SIGINT and SIGHUP stop it at
+    once (its own handlers queue them for a loop that looks every 0.5 s), and SIGHUP stops
+    the service (a closed terminal) instead of replacing the workers."""
+
+    def __init__(self, config: Any, sockets: list[socket.socket]) -> None:
+        super().__init__(config, sockets)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._exit)
+
+    def _exit(self, sig: int, frame: object) -> None:
+        log.info("received %s, stopping the workers", signal.Signals(sig).name)
+        self.should_exit.set()
 
 
 async def _keys(args: argparse.Namespace, settings: Settings) -> int:
@@ -131,15 +240,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
         "insecure_no_auth": getattr(args, "insecure_no_auth", None),
+        "workers": getattr(args, "workers", None),
     }
     try:
         settings = load_settings(**flags)
     except (ValidationError, FileNotFoundError, ValueError) as exc:
         print(f"agent-sessions: invalid settings: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     try:
         if args.command == "serve":
             return serve(settings)

@@ -7,8 +7,10 @@ Precedence: command-line flags (passed as keyword arguments) over ``AGENT_SESSIO
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -17,10 +19,12 @@ from pydantic import (
     HttpUrl,
     SecretStr,
     create_model,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -80,8 +84,41 @@ class Settings(BaseSettings):
     insecure_no_auth: bool = False
     introspection: bool = True
     compiled_execution: bool = True  # off: every query through normal Strawberry execution
-    log_level: str = "info"
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    log_format: Literal["auto", "json", "text"] = "auto"  # auto: text on a terminal, else JSON
+    workers: int = Field(default=1, ge=1, le=64)  # uvicorn worker processes, one database
+    # Seconds in-flight requests get to finish after SIGTERM/SIGINT/SIGHUP.
+    graceful_shutdown_s: float = Field(default=5.0, ge=0, le=300)
+    # Browser origins allowed to call the API (CORS); none by default. In the environment:
+    # a comma-separated list or a JSON array.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    metrics_public: bool = False  # key mode: /metrics without a key
     agents: dict[str, AgentConfig] = Field(default_factory=dict)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origin_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            if value.startswith("["):
+                return json.loads(value)
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_are_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin (scheme://host[:port], no path), or *"
+                )
+        return value
 
     @classmethod
     def settings_customise_sources(

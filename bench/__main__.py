@@ -33,7 +33,7 @@ from agent_sessions.settings import Settings
 from agent_sessions.storage import Storage
 from agent_sessions.storage.embedded import start_embedded
 
-from . import data
+from . import data, load
 from .surfaces import (
     CHAT_VIEW,
     FLOOR_ROUTES,
@@ -336,7 +336,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results["long"] = ids["long"] | {f"read_{k}": v for k, v in results["long"].items()}
         finally:
             server.stop()
-    return report(requests, results, args.quick)
+    figures = report(requests, results, args.quick)
+    # After the run above has stopped: its own servers, started as a user would.
+    figures |= load.figures(args.quick)
+    return figures
 
 
 async def _seed(uri: str, sizes: data.Sizes) -> dict[str, Any]:

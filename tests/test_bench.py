@@ -28,3 +28,8 @@ def test_quick_benchmark_reports_every_key(tmp_path: Path) -> None:
     assert report["db_commands"]["nested_list_5"] == report["db_commands"]["nested_list_50"]
     assert set(report["db_commands"]) == set(report["db_bytes"])
     assert "| chat_view_graphql |" in result.stdout
+    # The load: both worker counts ran, and nothing acknowledged was lost or doubled.
+    assert report["load_rps_1_worker"] > 0 and report["load_rps_2_workers"] > 0
+    assert report["load_errors"] == 0 and report["load_lost"] == 0
+    assert report["load"]["2"]["acknowledged_appends"] > 0
+    assert report["append_durable_ms"] > 0 and report["append_lazy_ms"] > 0

@@ -105,17 +105,21 @@ async def test_healthz_is_503_when_the_child_dies(
     await storage.close()
 
 
-def test_a_database_orphaned_by_a_killed_server_is_named(tmp_path: Path) -> None:
+def test_a_database_orphaned_by_a_killed_server_is_stopped_and_the_data_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     import os
-    import signal
     import subprocess
     import sys
 
-    # A process that starts the embedded database and is then killed outright, so it
-    # never stops its child (which keeps the WiredTiger files locked).
+    # A process that starts the embedded database, writes, and is then killed outright,
+    # so it never stops its child (which keeps the WiredTiger files locked).
     script = (
-        "import sys, time; from pathlib import Path; from agent_sessions.storage.embedded import start_embedded; "
-        "start_embedded(Path(sys.argv[1])); print('up', flush=True); time.sleep(60)"
+        "import sys, time; from pathlib import Path; from pymongo import MongoClient; "
+        "from agent_sessions.storage.embedded import start_embedded; "
+        "s = start_embedded(Path(sys.argv[1])); "
+        "MongoClient(s.uri, journal=True).db.things.insert_one({'_id': 'kept'}); "
+        "print('up', flush=True); time.sleep(60)"
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True
@@ -125,13 +129,44 @@ def test_a_database_orphaned_by_a_killed_server_is_named(tmp_path: Path) -> None
         child = json.loads((tmp_path / "server.json").read_text())["child_pid"]
         proc.kill()
         proc.wait()
-        with pytest.raises(EmbeddedServerError, match=f"kill {child}"):
-            start_embedded(tmp_path)
+        os.kill(child, 0)  # the orphan runs
+        with caplog.at_level(logging.WARNING, logger="agent_sessions.embedded"):
+            again = start_embedded(tmp_path)
+        try:
+            assert f"stopping the embedded database (pid {child})" in caplog.text
+            with pytest.raises(ProcessLookupError):
+                os.kill(child, 0)
+            with MongoClient(again.uri) as client:
+                assert client.db.things.find_one({"_id": "kept"}) == {"_id": "kept"}
+        finally:
+            again.stop()
     finally:
         proc.kill()
-        record = tmp_path / "server.json"
-        if record.exists():
-            os.kill(json.loads(record.read_text())["child_pid"], signal.SIGTERM)
+
+
+def test_a_recorded_pid_that_is_not_our_database_is_never_touched(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    # Another program now has the recorded child pid (pids are reused): same pid, but
+    # not started at the recorded time, not the embedded database.
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        first = start_embedded(tmp_path)
+        first.stop()
+        record = {"pid": 1, "child_pid": stranger.pid, "child_started": 1,
+                  "host": "127.0.0.1", "port": _free_port()}  # fmt: skip
+        (tmp_path / "server.json").write_text(json.dumps(record))
+        start_embedded(tmp_path).stop()
+        assert stranger.poll() is None, "a process that was not ours was stopped"
+        record["child_started"] = json.loads(Path(f"/proc/{stranger.pid}/stat").read_text()
+                                             .rsplit(")", 1)[1].split()[19])  # fmt: skip
+        (tmp_path / "server.json").write_text(json.dumps(record))
+        start_embedded(tmp_path).stop()  # the right start time, but not secantusd-py
+        assert stranger.poll() is None, "a process that was not ours was stopped"
+    finally:
+        stranger.kill()
+        stranger.wait()
 
 
 def test_a_process_that_fails_without_stopping_still_stops_its_database(tmp_path: Path) -> None:

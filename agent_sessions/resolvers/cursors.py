@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
@@ -23,6 +23,8 @@ def _decode(cursor: str) -> object:
 
 
 MAX_POSITION = 2**31  # far beyond any session that fits in 16 MB
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MILLISECOND = timedelta(milliseconds=1)
 
 
 def position_cursor(kind: str, position: int) -> str:
@@ -47,7 +49,9 @@ def decode_position(kind: str, cursor: str | None) -> int | None:
 def session_cursor(updated_at: datetime, session_id: str) -> str:
     if updated_at.tzinfo is None:
         updated_at = updated_at.replace(tzinfo=UTC)
-    return _encode(["s", int(updated_at.timestamp() * 1000), session_id])
+    # Integer arithmetic: timestamp() * 1000 goes through a float and is off by one
+    # millisecond for some instants, and the cursor then skips sessions tied on it.
+    return _encode(["s", (updated_at - EPOCH) // MILLISECOND, session_id])
 
 
 def decode_session_cursor(cursor: str | None) -> tuple[datetime, str] | None:
@@ -63,7 +67,7 @@ def decode_session_cursor(cursor: str | None) -> tuple[datetime, str] | None:
     ):
         raise BadInput(f"invalid cursor {cursor!r}")
     try:
-        t = datetime.fromtimestamp(value[1] / 1000, UTC)
-    except (OverflowError, OSError, ValueError):
+        t = EPOCH + value[1] * MILLISECOND
+    except OverflowError:
         raise BadInput(f"invalid cursor {cursor!r}") from None
     return t, value[2]

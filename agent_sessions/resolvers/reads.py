@@ -29,7 +29,10 @@ from .specs import bounded, chunk_spec, message_spec, run_spec
 
 SESSIONS_DEFAULT, SESSIONS_MAX = 20, 100
 PAGE_SIZE_MAX = 100
-PAGE_MAX = 1_000_000
+# Page numbers become a skip of page * size, which the database walks entry by entry:
+# at most 1,000 pages of 100 (a skip of 10^5, where 1,000,000 allowed 10^8). Beyond that,
+# sessions(after:) pages by cursor at any depth.
+PAGE_MAX = 1_000
 
 Doc = dict[str, Any]
 
@@ -193,7 +196,10 @@ async def sessions(
 async def session_page(info: Any, filt: Any | None, page: int, size: int) -> tuple[list[Doc], int]:
     """Page ``page`` (0-based) of ``size`` sessions, newest first, with the total count."""
     if not 0 <= page <= PAGE_MAX:
-        raise BadInput(f"page must be between 0 and {PAGE_MAX}, got {page}")
+        raise BadInput(
+            f"page must be between 0 and {PAGE_MAX}, got {page} "
+            "(page deeper with the cursors of sessions(after:))"
+        )
     if not 1 <= size <= PAGE_SIZE_MAX:
         raise BadInput(f"size must be between 1 and {PAGE_SIZE_MAX}, got {size}")
     ctx = _context(info)

@@ -1,4 +1,9 @@
-"""Storage: the only package that knows MongoDB. See ``layout`` for the document."""
+"""Storage: the only package that knows MongoDB. See ``layout`` for the document.
+
+Every write is journaled (``j: true``): acknowledged means on disk. While the driver
+knows the database is down, ``Storage.require_available`` fails within a short ping, so
+requests answer 503 at once instead of after the driver's server-selection timeout.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import pymongo
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
-from pymongo.monitoring import CommandListener
+from pymongo.monitoring import CommandListener, TopologyDescriptionChangedEvent, TopologyListener
+
+from agent_sessions.errors import DatabaseUnavailable
 
 from .embedded import EmbeddedServer, EmbeddedServerError, start_embedded
 from .keys import ApiKeyStore, KeyRecord
@@ -41,11 +49,41 @@ __all__ = [
 ]
 
 
+AVAILABILITY_PING_S = 0.5
+
+
+class Availability(TopologyListener):
+    """Logs when the database stops and starts answering, as the driver's monitor sees it
+    (its events arrive up to a second late; ``require_available`` does not wait for them)."""
+
+    def __init__(self) -> None:
+        self.available = True
+
+    def opened(self, event: object) -> None:
+        pass
+
+    def closed(self, event: object) -> None:
+        pass
+
+    def description_changed(self, event: TopologyDescriptionChangedEvent) -> None:
+        new = event.new_description
+        if new.has_writable_server():
+            if not self.available:
+                log.warning("the database answers again")
+            self.available = True
+        elif event.previous_description.has_writable_server() and any(
+            server.error is not None for server in new.server_descriptions().values()
+        ):  # lost to an error; closing the client leaves no servers and no error
+            log.error("the database does not answer; requests get 503 until it is back")
+            self.available = False
+
+
 @dataclass
 class Storage:
     client: AsyncMongoClient
     database: str
     embedded: EmbeddedServer | None = None
+    availability: Availability = field(default_factory=Availability)
     bounds: Bounds = DEFAULT_BOUNDS
     # Heads move older turns into pages in transactions: a replica set (a single-node one
     # is fine), a sharded cluster, Atlas, or the embedded database. Set by ``connect``.
@@ -99,10 +137,17 @@ class Storage:
     ) -> Storage:
         """A client for ``uri``: indexes made, the layout upgraded when an earlier version
         wrote the database."""
+        availability = Availability()
+        local = embedded is not None
         client: AsyncMongoClient = AsyncMongoClient(
             uri,
-            serverSelectionTimeoutMS=5000,
-            event_listeners=list(listeners),
+            # The embedded database is on loopback and restarts in about a second: the
+            # request that finds it gone waits (in the driver's retry) at most 2 s for it,
+            # and the monitor looks for it every second instead of every 10.
+            serverSelectionTimeoutMS=2000 if local else 5000,
+            heartbeatFrequencyMS=1000 if local else 10_000,
+            journal=True,  # an acknowledged write is in the journal, on disk
+            event_listeners=[*listeners, availability],
             appname="agent-sessions",
         )
         try:
@@ -119,6 +164,7 @@ class Storage:
                 client=client,
                 database=database,
                 embedded=embedded,
+                availability=availability,
                 bounds=bounds,
                 transactions=transactions,
             )
@@ -139,6 +185,25 @@ class Storage:
             for keys, options in indexes:
                 await db[collection].create_index(keys, **options)
 
+    async def require_available(self) -> None:
+        """Raise ``DatabaseUnavailable`` at once while the database is known to be down.
+
+        The driver's topology (updated as soon as a command or a heartbeat fails) says
+        whether it is; then one ping, bounded by AVAILABILITY_PING_S, finds out whether it
+        is back, rather than waiting for the next heartbeat."""
+        if self.embedded is not None and self.embedded.owner and not self.embedded.alive:
+            raise DatabaseUnavailable()
+        topology = self.client.topology_description
+        if topology.has_writable_server() or not any(
+            server.error is not None for server in topology.server_descriptions().values()
+        ):
+            return  # up, or not known yet (the first command finds out)
+        try:
+            with pymongo.timeout(AVAILABILITY_PING_S):
+                await self.client.admin.command("ping")
+        except PyMongoError:
+            raise DatabaseUnavailable() from None
+
     async def healthy(self) -> tuple[bool, str]:
         """Whether the database answers a ping, and if not, why."""
         if self.embedded is not None and not self.embedded.alive:
@@ -148,6 +213,14 @@ class Storage:
         except (PyMongoError, TimeoutError) as exc:
             return False, f"the database does not answer: {exc}"
         return True, "ok"
+
+    async def runs_by_status(self) -> dict[str, int]:
+        """How many stored runs have each status ({} when the database does not answer)."""
+        try:
+            return await self.sessions.runs_by_status()
+        except (DatabaseUnavailable, StorageFailed) as exc:
+            log.warning("counting runs by status failed: %s", exc)
+            return {}
 
     async def close(self, *, stop_embedded: bool = True) -> None:
         """Close the client, and stop the embedded database this process started (unless

@@ -948,6 +948,15 @@ class SessionStore:
                     msg = texts.get(sid, {}).get(seq)
                     run[name] = msg.get("content") if msg else None
 
+    async def runs_by_status(self) -> dict[str, int]:
+        """How many runs of all sessions have each status, from the heads' counters."""
+        totals = {
+            status: {"$sum": {"$ifNull": [{"$arrayElemAt": ["$n_status", i]}, 0]}}
+            for i, status in enumerate(STATUSES)
+        }
+        rows = await (await self.heads.aggregate([{"$group": {"_id": None, **totals}}])).to_list()
+        return {status: int(rows[0][status]) for status in STATUSES} if rows else {}
+
     # --- writes -----------------------------------------------------------------------
 
     async def create_session(
