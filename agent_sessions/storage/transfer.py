@@ -1,0 +1,405 @@
+"""Export and import of whole sessions: the only code of ``agent-sessions export|import|demo``
+that reads or writes the database.
+
+The export format is public (README, "Export format") and is not the storage layout: one
+JSON object per session with ``format``, the session's fields, ``messages`` in order and
+``runs`` in order (each with its retrieved context), every key present, timestamps as
+RFC 3339 UTC strings with milliseconds. ``SessionRecord`` validates it on the way in.
+
+Implemented for today's layout (one document per session); the interface
+(``export_sessions``, ``count_sessions``, ``import_session``, ``ImportOutcome``) and the
+format stay when the layout changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pymongo import ASCENDING, DESCENDING
+from pymongo.errors import DocumentTooLarge, DuplicateKeyError, OperationFailure, WriteError
+
+# The rules inputs follow everywhere (plain checks, no GraphQL): an imported session
+# passes exactly what recordRun would let through.
+from agent_sessions.resolvers.validation import CLIENT_ID_PATTERN, NAME_PATTERN, check_json_keys
+
+from .layout import CHUNK_FIELDS, MESSAGE_FIELDS, RUN_FIELDS, SESSION_FIELDS, SESSIONS
+
+if TYPE_CHECKING:
+    from . import Storage
+
+FORMAT = "agent-sessions/1"
+
+# --- the format, as pydantic models ---------------------------------------------------------
+
+Id = Annotated[str, Field(pattern=CLIENT_ID_PATTERN)]
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+TokenCount = Annotated[int, Field(ge=0, lt=2**31)]
+
+
+def _bson_time(value: datetime) -> datetime:
+    # BSON dates keep milliseconds: truncate, so what is stored is what exports again.
+    value = value.astimezone(UTC)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+Timestamp = Annotated[AwareDatetime, AfterValidator(_bson_time)]
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(check_json_keys)]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+
+class ToolCallRecord(_Record):
+    id: Name
+    name: Name
+    arguments: str | None = None
+
+
+class MessageRecord(_Record):
+    id: Id
+    role: Literal["user", "assistant", "tool", "system"]
+    content: str | None
+    run_id: Id | None
+    created_at: Timestamp
+    name: Name | None = None
+    tool_calls: list[ToolCallRecord] = Field(default_factory=list)
+    tool_call_id: Name | None = None
+
+
+class ReasoningRecord(_Record):
+    enabled: bool = True
+    effort: str | None = None
+    budget_tokens: TokenCount | None = None
+
+
+class UsageRecord(_Record):
+    input_tokens: TokenCount | None = None
+    output_tokens: TokenCount | None = None
+    reasoning_tokens: TokenCount | None = None
+    total_tokens: TokenCount | None = None
+
+
+class ChunkRecord(_Record):
+    id: Name
+    text: str
+    score: float | None = None
+    retrieval_score: float | None = None
+    reranker_score: float | None = None
+    source_id: str | None = None
+    source_name: str | None = None
+    knowledge_base_id: str | None = None
+    kb_name: str | None = None
+    indexing_strategy: str | None = None
+    meta: JsonObject = Field(default_factory=dict)
+    included_in_context: bool = True
+
+
+class RunRecord(_Record):
+    id: Id
+    agent_id: Name | None
+    status: Literal["QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]
+    input: str | None = None
+    content: str | None = None
+    error: str | None = None
+    reasoning: ReasoningRecord | None = None
+    usage: UsageRecord | None = None
+    created_at: Timestamp
+    started_at: Timestamp | None = None
+    completed_at: Timestamp | None = None
+    retrieval_diagnostics: JsonObject | None = None
+    retrieved_context: list[ChunkRecord] = Field(default_factory=list)
+
+
+class SessionRecord(_Record):
+    """One line of an export."""
+
+    format: Literal["agent-sessions/1"]
+    id: Id
+    user_id: Name
+    agent_id: Name | None
+    title: str | None = None
+    metadata: JsonObject = Field(default_factory=dict)
+    created_at: Timestamp
+    updated_at: Timestamp
+    messages: list[MessageRecord] = Field(default_factory=list)
+    runs: list[RunRecord] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self) -> SessionRecord:
+        run_ids = [r.id for r in self.runs]
+        if len(set(run_ids)) != len(run_ids):
+            raise ValueError("two runs have the same id")
+        message_ids = [m.id for m in self.messages]
+        if len(set(message_ids)) != len(message_ids):
+            raise ValueError("two messages have the same id")
+        known = set(run_ids)
+        for n, m in enumerate(self.messages):
+            if m.run_id is not None and m.run_id not in known:
+                raise ValueError(f"messages[{n}].run_id {m.run_id!r} is not a run of this session")
+        return self
+
+
+# --- export -------------------------------------------------------------------------------
+
+
+def _time(value: datetime | None) -> str | None:
+    """RFC 3339 UTC with milliseconds; the driver hands back naive UTC datetimes."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(timespec="milliseconds") + "Z"
+
+
+def _export_message(m: dict[str, Any]) -> dict[str, Any]:
+    g = m.get
+    return {
+        "id": m["id"],
+        "role": m["role"],
+        "content": g("content"),
+        "run_id": g("run_id"),
+        "created_at": _time(m["created_at"]),
+        "name": g("name"),
+        "tool_calls": [
+            {"id": c["id"], "name": c["name"], "arguments": c.get("arguments")}
+            for c in g("tool_calls") or ()
+        ],
+        "tool_call_id": g("tool_call_id"),
+    }
+
+
+def _export_chunk(c: dict[str, Any]) -> dict[str, Any]:
+    g = c.get
+    included = g("included_in_context")
+    return {
+        "id": c["id"],
+        "text": c["text"],
+        "score": g("score"),
+        "retrieval_score": g("retrieval_score"),
+        "reranker_score": g("reranker_score"),
+        "source_id": g("source_id"),
+        "source_name": g("source_name"),
+        "knowledge_base_id": g("knowledge_base_id"),
+        "kb_name": g("kb_name"),
+        "indexing_strategy": g("indexing_strategy"),
+        "meta": g("meta") or {},
+        "included_in_context": True if included is None else included,
+    }
+
+
+def _export_run(r: dict[str, Any]) -> dict[str, Any]:
+    g = r.get
+    reasoning, usage = g("reasoning"), g("usage")
+    return {
+        "id": r["id"],
+        "agent_id": g("agent_id"),
+        "status": r["status"],
+        "input": g("input"),
+        "content": g("content"),
+        "error": g("error"),
+        "reasoning": None
+        if reasoning is None
+        else {
+            "enabled": reasoning.get("enabled") is not False,
+            "effort": reasoning.get("effort"),
+            "budget_tokens": reasoning.get("budget_tokens"),
+        },
+        "usage": None
+        if usage is None
+        else {
+            "input_tokens": usage.get("input_tokens"),
+            "output_tokens": usage.get("output_tokens"),
+            "reasoning_tokens": usage.get("reasoning_tokens"),
+            "total_tokens": usage.get("total_tokens"),
+        },
+        "created_at": _time(r["created_at"]),
+        "started_at": _time(g("started_at")),
+        "completed_at": _time(g("completed_at")),
+        "retrieval_diagnostics": g("retrieval_diagnostics"),
+        "retrieved_context": [_export_chunk(c) for c in g("retrieved_context") or ()],
+    }
+
+
+def export_record(doc: dict[str, Any]) -> dict[str, Any]:
+    """A stored session document in the export format."""
+    g = doc.get
+    return {
+        "format": FORMAT,
+        "id": doc["_id"],
+        "user_id": doc["user_id"],
+        "agent_id": g("agent_id"),
+        "title": g("title"),
+        "metadata": g("metadata") or {},
+        "created_at": _time(doc["created_at"]),
+        "updated_at": _time(doc["updated_at"]),
+        "messages": [_export_message(m) for m in g("messages") or ()],
+        "runs": [_export_run(r) for r in g("runs") or ()],
+    }
+
+
+def _export_filter(
+    user_id: str | None, agent_id: str | None, since: datetime | None
+) -> dict[str, Any]:
+    filt: dict[str, Any] = {}
+    if user_id is not None:
+        filt["user_id"] = user_id
+    if agent_id is not None:
+        filt["agent_id"] = agent_id
+    if since is not None:
+        filt["updated_at"] = {"$gte": since}
+    return filt
+
+
+# Only the fields of the format leave the database (no counters, nothing internal).
+_EXPORT_PROJECTION = {
+    **{f: 1 for f in SESSION_FIELDS - {"message_count", "run_count"}},
+    **{f"messages.{f}": 1 for f in MESSAGE_FIELDS},
+    **{f"runs.{f}": 1 for f in RUN_FIELDS - {"retrieved_context"}},
+    **{f"runs.retrieved_context.{f}": 1 for f in CHUNK_FIELDS},
+}
+
+
+async def export_sessions(
+    storage: Storage,
+    *,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    since: datetime | None = None,
+) -> AsyncIterator[dict[str, Any]]:
+    """Every matching session in the export format, newest ``updated_at`` first, read
+    through a cursor (a batch of documents in memory at a time). ``since`` is inclusive:
+    sessions updated at or after it."""
+    col = storage.client[storage.database][SESSIONS]
+    # The order of the list indexes, so no filter combination needs an in-memory sort.
+    cursor = col.find(
+        _export_filter(user_id, agent_id, since),
+        _EXPORT_PROJECTION,
+        sort=[("updated_at", DESCENDING), ("_id", ASCENDING)],
+        batch_size=100,
+    )
+    async with cursor:
+        async for doc in cursor:
+            yield export_record(doc)
+
+
+async def count_sessions(
+    storage: Storage,
+    *,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    since: datetime | None = None,
+) -> int:
+    """How many sessions ``export_sessions`` with the same arguments yields (for progress)."""
+    col = storage.client[storage.database][SESSIONS]
+    return await col.count_documents(_export_filter(user_id, agent_id, since))
+
+
+# --- import -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOutcome:
+    """What ``import_session`` did with one record: ``imported``; ``skipped`` (a session
+    with that id exists: importing again changes nothing); or ``invalid`` (the record is
+    not the format, or the database refused it), with ``reason``."""
+
+    status: Literal["imported", "skipped", "invalid"]
+    session_id: str | None
+    reason: str | None = None
+    messages: int = 0
+    runs: int = 0
+
+
+def _validation_reason(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    more = exc.error_count() - 1
+    suffix = f" (and {more} more)" if more else ""
+    return f"{where}: {first['msg']}{suffix}" if where else f"{first['msg']}{suffix}"
+
+
+def _message_document(m: MessageRecord) -> dict[str, Any]:
+    # The stored shape of storage.sessions.message_document: optional keys only when set.
+    doc: dict[str, Any] = {
+        "id": m.id,
+        "role": m.role,
+        "content": m.content,
+        "run_id": m.run_id,
+        "created_at": m.created_at,
+    }
+    if m.name is not None:
+        doc["name"] = m.name
+    if m.tool_calls:
+        doc["tool_calls"] = [c.model_dump() for c in m.tool_calls]
+    if m.tool_call_id is not None:
+        doc["tool_call_id"] = m.tool_call_id
+    return doc
+
+
+def session_document(record: SessionRecord) -> dict[str, Any]:
+    """The stored document of a validated record."""
+    return {
+        "_id": record.id,
+        "user_id": record.user_id,
+        "agent_id": record.agent_id,
+        "title": record.title,
+        "metadata": record.metadata,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "message_count": len(record.messages),
+        "run_count": len(record.runs),
+        "messages": [_message_document(m) for m in record.messages],
+        "runs": [r.model_dump() for r in record.runs],
+    }
+
+
+async def import_session(storage: Storage, record: dict[str, Any]) -> ImportOutcome:
+    """Store one exported session as it was: its ids, timestamps and every field.
+
+    A session whose id exists already is left alone (``skipped``), so importing a file
+    twice changes nothing. A record that is not the export format is ``invalid``, with
+    the first problem as the reason; nothing is written for it.
+    """
+    if not isinstance(record, dict):
+        return ImportOutcome("invalid", None, "a session must be a JSON object")
+    session_id = record.get("id") if isinstance(record.get("id"), str) else None
+    try:
+        parsed = SessionRecord.model_validate(record)
+    except ValidationError as exc:
+        return ImportOutcome("invalid", session_id, _validation_reason(exc))
+    col = storage.client[storage.database][SESSIONS]
+    try:
+        await col.insert_one(session_document(parsed))
+    except DuplicateKeyError:
+        return ImportOutcome("skipped", parsed.id, "a session with this id exists already")
+    except DocumentTooLarge:
+        return ImportOutcome("invalid", parsed.id, "the session is larger than 16 MB")
+    except (WriteError, OperationFailure) as exc:
+        return ImportOutcome("invalid", parsed.id, f"the database refused it: {exc}")
+    return ImportOutcome("imported", parsed.id, None, len(parsed.messages), len(parsed.runs))
+
+
+__all__ = [
+    "FORMAT",
+    "ImportOutcome",
+    "SessionRecord",
+    "count_sessions",
+    "export_record",
+    "export_sessions",
+    "import_session",
+]
