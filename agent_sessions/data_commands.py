@@ -27,6 +27,7 @@ from agent_sessions.storage.transfer import (
     ImportOutcome,
     count_sessions,
     export_sessions,
+    import_line,
     import_session,
 )
 
@@ -197,13 +198,7 @@ async def import_lines(
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                await settle(0)  # keep the report in line order
-                done(number, ImportOutcome("invalid", None, f"not JSON ({exc})"))
-                continue
-            pending.append((number, asyncio.create_task(import_session(storage, record))))
+            pending.append((number, asyncio.create_task(import_line(storage, line))))
             await settle(IMPORT_WINDOW - 1)
         await settle(0)
     finally:

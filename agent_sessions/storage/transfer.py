@@ -7,8 +7,8 @@ JSON object per session with ``format``, the session's fields, ``messages`` in o
 RFC 3339 UTC strings with milliseconds. ``SessionRecord`` validates it on the way in.
 
 Implemented for today's layout (one document per session); the interface
-(``export_sessions``, ``count_sessions``, ``import_session``, ``ImportOutcome``) and the
-format stay when the layout changes.
+(``export_sessions``, ``count_sessions``, ``import_session``, ``import_line``,
+``ImportOutcome``) and the format stay when the layout changes.
 """
 
 from __future__ import annotations
@@ -18,140 +18,134 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    model_validator,
-)
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, TypeAdapter, ValidationError
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DocumentTooLarge, DuplicateKeyError, OperationFailure, WriteError
+from typing_extensions import TypedDict
 
 # The rules inputs follow everywhere (plain checks, no GraphQL): an imported session
-# passes exactly what recordRun would let through.
+# passes what recordRun would let through.
 from agent_sessions.resolvers.validation import CLIENT_ID_PATTERN, NAME_PATTERN, check_json_keys
 
-from .layout import CHUNK_FIELDS, MESSAGE_FIELDS, RUN_FIELDS, SESSION_FIELDS, SESSIONS
+from .layout import SESSIONS
 
 if TYPE_CHECKING:
     from . import Storage
 
 FORMAT = "agent-sessions/1"
 
-# --- the format, as pydantic models ---------------------------------------------------------
+# --- the format, validated by pydantic ------------------------------------------------------
+#
+# TypedDicts rather than BaseModels: validation returns plain dicts, which are (nearly)
+# the stored documents, and is twice as fast, which import speed needs. Every key is
+# required, as export writes them: a line that lacks one is reported, not guessed at.
+# Timestamps are stored as the aware datetimes they parse to; the driver keeps their
+# milliseconds, so what is stored exports again as it came.
 
 Id = Annotated[str, Field(pattern=CLIENT_ID_PATTERN)]
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 TokenCount = Annotated[int, Field(ge=0, lt=2**31)]
-
-
-def _bson_time(value: datetime) -> datetime:
-    # BSON dates keep milliseconds: truncate, so what is stored is what exports again.
-    value = value.astimezone(UTC)
-    return value.replace(microsecond=value.microsecond // 1000 * 1000)
-
-
-Timestamp = Annotated[AwareDatetime, AfterValidator(_bson_time)]
-
-
 JsonObject = Annotated[dict[str, Any], AfterValidator(check_json_keys)]
+_STRICT = ConfigDict(extra="forbid")
 
 
-class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=False)
-
-
-class ToolCallRecord(_Record):
+class ToolCallRecord(TypedDict):
+    __pydantic_config__ = _STRICT
     id: Name
     name: Name
-    arguments: str | None = None
+    arguments: str | None
 
 
-class MessageRecord(_Record):
+class MessageRecord(TypedDict):
+    __pydantic_config__ = _STRICT
     id: Id
     role: Literal["user", "assistant", "tool", "system"]
     content: str | None
     run_id: Id | None
-    created_at: Timestamp
-    name: Name | None = None
-    tool_calls: list[ToolCallRecord] = Field(default_factory=list)
-    tool_call_id: Name | None = None
+    created_at: AwareDatetime
+    name: Name | None
+    tool_calls: list[ToolCallRecord]
+    tool_call_id: Name | None
 
 
-class ReasoningRecord(_Record):
-    enabled: bool = True
-    effort: str | None = None
-    budget_tokens: TokenCount | None = None
+class ReasoningRecord(TypedDict):
+    __pydantic_config__ = _STRICT
+    enabled: bool
+    effort: str | None
+    budget_tokens: TokenCount | None
 
 
-class UsageRecord(_Record):
-    input_tokens: TokenCount | None = None
-    output_tokens: TokenCount | None = None
-    reasoning_tokens: TokenCount | None = None
-    total_tokens: TokenCount | None = None
+class UsageRecord(TypedDict):
+    __pydantic_config__ = _STRICT
+    input_tokens: TokenCount | None
+    output_tokens: TokenCount | None
+    reasoning_tokens: TokenCount | None
+    total_tokens: TokenCount | None
 
 
-class ChunkRecord(_Record):
+class ChunkRecord(TypedDict):
+    __pydantic_config__ = _STRICT
     id: Name
     text: str
-    score: float | None = None
-    retrieval_score: float | None = None
-    reranker_score: float | None = None
-    source_id: str | None = None
-    source_name: str | None = None
-    knowledge_base_id: str | None = None
-    kb_name: str | None = None
-    indexing_strategy: str | None = None
-    meta: JsonObject = Field(default_factory=dict)
-    included_in_context: bool = True
+    score: float | None
+    retrieval_score: float | None
+    reranker_score: float | None
+    source_id: str | None
+    source_name: str | None
+    knowledge_base_id: str | None
+    kb_name: str | None
+    indexing_strategy: str | None
+    meta: JsonObject
+    included_in_context: bool
 
 
-class RunRecord(_Record):
+class RunRecord(TypedDict):
+    __pydantic_config__ = _STRICT
     id: Id
     agent_id: Name | None
     status: Literal["QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]
-    input: str | None = None
-    content: str | None = None
-    error: str | None = None
-    reasoning: ReasoningRecord | None = None
-    usage: UsageRecord | None = None
-    created_at: Timestamp
-    started_at: Timestamp | None = None
-    completed_at: Timestamp | None = None
-    retrieval_diagnostics: JsonObject | None = None
-    retrieved_context: list[ChunkRecord] = Field(default_factory=list)
+    input: str | None
+    content: str | None
+    error: str | None
+    reasoning: ReasoningRecord | None
+    usage: UsageRecord | None
+    created_at: AwareDatetime
+    started_at: AwareDatetime | None
+    completed_at: AwareDatetime | None
+    retrieval_diagnostics: JsonObject | None
+    retrieved_context: list[ChunkRecord]
 
 
-class SessionRecord(_Record):
+class SessionRecord(TypedDict):
     """One line of an export."""
 
+    __pydantic_config__ = _STRICT
     format: Literal["agent-sessions/1"]
     id: Id
     user_id: Name
     agent_id: Name | None
-    title: str | None = None
-    metadata: JsonObject = Field(default_factory=dict)
-    created_at: Timestamp
-    updated_at: Timestamp
-    messages: list[MessageRecord] = Field(default_factory=list)
-    runs: list[RunRecord] = Field(default_factory=list)
+    title: str | None
+    metadata: JsonObject
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    messages: list[MessageRecord]
+    runs: list[RunRecord]
 
-    @model_validator(mode="after")
-    def _references(self) -> SessionRecord:
-        run_ids = [r.id for r in self.runs]
-        if len(set(run_ids)) != len(run_ids):
-            raise ValueError("two runs have the same id")
-        message_ids = [m.id for m in self.messages]
-        if len(set(message_ids)) != len(message_ids):
-            raise ValueError("two messages have the same id")
-        known = set(run_ids)
-        for n, m in enumerate(self.messages):
-            if m.run_id is not None and m.run_id not in known:
-                raise ValueError(f"messages[{n}].run_id {m.run_id!r} is not a run of this session")
-        return self
+
+RECORD: TypeAdapter[SessionRecord] = TypeAdapter(SessionRecord)
+
+
+def _references(record: SessionRecord) -> str | None:
+    """What is wrong between the record's parts, if anything."""
+    run_ids = {r["id"] for r in record["runs"]}
+    if len(run_ids) != len(record["runs"]):
+        return "runs: two runs have the same id"
+    if len({m["id"] for m in record["messages"]}) != len(record["messages"]):
+        return "messages: two messages have the same id"
+    for n, m in enumerate(record["messages"]):
+        if m["run_id"] is not None and m["run_id"] not in run_ids:
+            return f"messages.{n}.run_id: {m['run_id']!r} is not a run of this session"
+    return None
 
 
 # --- export -------------------------------------------------------------------------------
@@ -265,15 +259,6 @@ def _export_filter(
     return filt
 
 
-# Only the fields of the format leave the database (no counters, nothing internal).
-_EXPORT_PROJECTION = {
-    **{f: 1 for f in SESSION_FIELDS - {"message_count", "run_count"}},
-    **{f"messages.{f}": 1 for f in MESSAGE_FIELDS},
-    **{f"runs.{f}": 1 for f in RUN_FIELDS - {"retrieved_context"}},
-    **{f"runs.retrieved_context.{f}": 1 for f in CHUNK_FIELDS},
-}
-
-
 async def export_sessions(
     storage: Storage,
     *,
@@ -285,10 +270,11 @@ async def export_sessions(
     through a cursor (a batch of documents in memory at a time). ``since`` is inclusive:
     sessions updated at or after it."""
     col = storage.client[storage.database][SESSIONS]
-    # The order of the list indexes, so no filter combination needs an in-memory sort.
+    # No projection: export_record takes only the format's fields (the embedded database
+    # would spend longer applying one than it saves). The sort is the list indexes'
+    # order, so no filter combination needs an in-memory sort.
     cursor = col.find(
         _export_filter(user_id, agent_id, since),
-        _EXPORT_PROJECTION,
         sort=[("updated_at", DESCENDING), ("_id", ASCENDING)],
         batch_size=100,
     )
@@ -326,46 +312,43 @@ class ImportOutcome:
 
 
 def _validation_reason(exc: ValidationError) -> str:
-    first = exc.errors()[0]
+    first = exc.errors(include_url=False)[0]
     where = ".".join(str(part) for part in first["loc"])
     more = exc.error_count() - 1
     suffix = f" (and {more} more)" if more else ""
     return f"{where}: {first['msg']}{suffix}" if where else f"{first['msg']}{suffix}"
 
 
-def _message_document(m: MessageRecord) -> dict[str, Any]:
-    # The stored shape of storage.sessions.message_document: optional keys only when set.
-    doc: dict[str, Any] = {
-        "id": m.id,
-        "role": m.role,
-        "content": m.content,
-        "run_id": m.run_id,
-        "created_at": m.created_at,
-    }
-    if m.name is not None:
-        doc["name"] = m.name
-    if m.tool_calls:
-        doc["tool_calls"] = [c.model_dump() for c in m.tool_calls]
-    if m.tool_call_id is not None:
-        doc["tool_call_id"] = m.tool_call_id
-    return doc
-
-
 def session_document(record: SessionRecord) -> dict[str, Any]:
-    """The stored document of a validated record."""
+    """The stored document of a validated record (``layout``'s shape)."""
+    messages = []
+    for m in record["messages"]:
+        # Stored like storage.sessions.message_document: the optional keys only when set.
+        doc = {k: m[k] for k in ("id", "role", "content", "run_id", "created_at")}
+        if m["name"] is not None:
+            doc["name"] = m["name"]
+        if m["tool_calls"]:
+            doc["tool_calls"] = m["tool_calls"]
+        if m["tool_call_id"] is not None:
+            doc["tool_call_id"] = m["tool_call_id"]
+        messages.append(doc)
     return {
-        "_id": record.id,
-        "user_id": record.user_id,
-        "agent_id": record.agent_id,
-        "title": record.title,
-        "metadata": record.metadata,
-        "created_at": record.created_at,
-        "updated_at": record.updated_at,
-        "message_count": len(record.messages),
-        "run_count": len(record.runs),
-        "messages": [_message_document(m) for m in record.messages],
-        "runs": [r.model_dump() for r in record.runs],
+        "_id": record["id"],
+        "user_id": record["user_id"],
+        "agent_id": record["agent_id"],
+        "title": record["title"],
+        "metadata": record["metadata"],
+        "created_at": record["created_at"],
+        "updated_at": record["updated_at"],
+        "message_count": len(messages),
+        "run_count": len(record["runs"]),
+        "messages": messages,
+        "runs": record["runs"],
     }
+
+
+def _outcome_of_invalid(exc: ValidationError, session_id: str | None) -> ImportOutcome:
+    return ImportOutcome("invalid", session_id, _validation_reason(exc))
 
 
 async def import_session(storage: Storage, record: dict[str, Any]) -> ImportOutcome:
@@ -379,19 +362,51 @@ async def import_session(storage: Storage, record: dict[str, Any]) -> ImportOutc
         return ImportOutcome("invalid", None, "a session must be a JSON object")
     session_id = record.get("id") if isinstance(record.get("id"), str) else None
     try:
-        parsed = SessionRecord.model_validate(record)
+        parsed = RECORD.validate_python(record)
     except ValidationError as exc:
-        return ImportOutcome("invalid", session_id, _validation_reason(exc))
+        return _outcome_of_invalid(exc, session_id)
+    return await _store(storage, parsed)
+
+
+async def import_line(storage: Storage, line: bytes | str) -> ImportOutcome:
+    """``import_session`` of one line of an export file, parsed and validated in one pass."""
+    try:
+        parsed = RECORD.validate_json(line)
+    except ValidationError as exc:
+        if exc.errors()[0]["type"] == "json_invalid":
+            return ImportOutcome("invalid", None, f"not JSON ({exc.errors()[0]['msg']})")
+        return _outcome_of_invalid(exc, _id_of(line))
+    return await _store(storage, parsed)
+
+
+def _id_of(line: bytes | str) -> str | None:
+    """The session id of a line that failed validation, to name it in the report."""
+    import orjson
+
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    session_id = value.get("id") if isinstance(value, dict) else None
+    return session_id if isinstance(session_id, str) else None
+
+
+async def _store(storage: Storage, record: SessionRecord) -> ImportOutcome:
+    problem = _references(record)
+    if problem is not None:
+        return ImportOutcome("invalid", record["id"], problem)
     col = storage.client[storage.database][SESSIONS]
     try:
-        await col.insert_one(session_document(parsed))
+        await col.insert_one(session_document(record))
     except DuplicateKeyError:
-        return ImportOutcome("skipped", parsed.id, "a session with this id exists already")
+        return ImportOutcome("skipped", record["id"], "a session with this id exists already")
     except DocumentTooLarge:
-        return ImportOutcome("invalid", parsed.id, "the session is larger than 16 MB")
+        return ImportOutcome("invalid", record["id"], "the session is larger than 16 MB")
     except (WriteError, OperationFailure) as exc:
-        return ImportOutcome("invalid", parsed.id, f"the database refused it: {exc}")
-    return ImportOutcome("imported", parsed.id, None, len(parsed.messages), len(parsed.runs))
+        return ImportOutcome("invalid", record["id"], f"the database refused it: {exc}")
+    return ImportOutcome(
+        "imported", record["id"], None, len(record["messages"]), len(record["runs"])
+    )
 
 
 __all__ = [
@@ -401,5 +416,6 @@ __all__ = [
     "count_sessions",
     "export_record",
     "export_sessions",
+    "import_line",
     "import_session",
 ]
