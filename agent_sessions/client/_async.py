@@ -193,7 +193,7 @@ class AsyncClient(ClientConfig):
         async with self._http.stream(
             call.method, self.url(call), json=call.json, headers=self.headers(call)
         ) as response:
-            if response.status_code != 200:
+            if not response.is_success:
                 await response.aread()
             op.check_stream(response)
             async for sse in EventSource(response).aiter_sse():

@@ -379,11 +379,12 @@ def stream_run(
 
 
 def check_stream(response: httpx.Response) -> None:
-    """Raise unless the (read) answer is a 200 event stream."""
-    if response.status_code != 200:
+    """Raise unless the answer is an event stream (an error answer must have been read)."""
+    if not response.is_success:
         raise rest_error(response)
     media = response.headers.get("content-type", "").partition(";")[0].strip()
     if media != "text/event-stream":
+        # e.g. a server from before streamed runs, answering the run as one JSON object
         raise invalid_answer(response, f"expected text/event-stream, got {media or 'nothing'}")
 
 

@@ -219,7 +219,7 @@ class Client(ClientConfig):
         with self._http.stream(
             call.method, self.url(call), json=call.json, headers=self.headers(call)
         ) as response:
-            if response.status_code != 200:
+            if not response.is_success:
                 response.read()
             op.check_stream(response)
             for sse in EventSource(response).iter_sse():

@@ -57,8 +57,8 @@ def rest_error(response: httpx.Response) -> AgentSessionsError:
     """The error a REST answer ``{"error": ...}`` (or anything else that is not 2xx) means."""
     body = _body(response)
     status = response.status_code
-    code = CODE_BY_STATUS.get(status, "INTERNAL" if status >= 500 else f"HTTP_{status}")
     if isinstance(body, dict) and isinstance(body.get("error"), str):
+        code = CODE_BY_STATUS.get(status, "INTERNAL" if status >= 500 else f"HTTP_{status}")
         return AgentSessionsError(
             status,
             code,
@@ -68,8 +68,9 @@ def rest_error(response: httpx.Response) -> AgentSessionsError:
         )
     if isinstance(body, dict) and body.get("errors"):  # GraphQL's shape, e.g. a 401 there
         return graphql_error(status, body["errors"][0])
+    # Not the API's answer (a proxy's error page, say): say what came back.
     text = response.text.strip()[:300] or response.reason_phrase
-    return AgentSessionsError(status, code, text)
+    return AgentSessionsError(status, f"HTTP_{status}", text)
 
 
 def graphql_error(status: int, error: Any) -> AgentSessionsError:
