@@ -313,6 +313,8 @@ class ImportOutcome:
 
 def _validation_reason(exc: ValidationError) -> str:
     first = exc.errors(include_url=False)[0]
+    if not first["loc"] and first["type"] == "dict_type":
+        return "a session must be a JSON object"
     where = ".".join(str(part) for part in first["loc"])
     more = exc.error_count() - 1
     suffix = f" (and {more} more)" if more else ""
