@@ -270,9 +270,12 @@ def _session(rng: random.Random, script: Script, start: datetime) -> dict[str, A
         if turn.failed is None:
             added.append(_message(script, len(messages) + len(added), "assistant", turn.answer,
                                   run_id, done))  # fmt: skip
-        included = sum(c["included_in_context"] for c in chunks)
-        prompt = 320 + 14 * sum(len((m["content"] or "").split()) for m in messages) // 10
-        prompt += 60 * included + len(turn.question.split()) * 2
+        # Tokens as an OpenAI-style backend counts them: the system prompt and tool
+        # definitions, every earlier message (the history is replayed), the chunks put in
+        # the context, the question; the answer (and a tool call) out.
+        history = sum(len((m["content"] or "").split()) for m in messages)
+        context = sum(len(c["text"].split()) for c in chunks if c["included_in_context"])
+        prompt = 420 + (history + context + len(turn.question.split())) * 4 // 3 + 24 * k
         output = len(turn.answer.split()) * 4 // 3 + 6 if turn.failed is None else 0
         if turn.tool is not None:
             output += 40

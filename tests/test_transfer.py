@@ -5,9 +5,11 @@ is reported with its number and the rest go on, and an export reads through a cu
 from __future__ import annotations
 
 import io
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -272,3 +274,17 @@ async def test_export_reads_through_a_cursor(storage: Storage, commands: Command
             assert commands.names == ["find"]
     assert seen == 250
     assert commands.names == ["find", "getMore", "getMore"]  # batches of 100
+
+
+def readme_example() -> dict[str, Any]:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    [example] = re.findall(r"### Export format\n.*?```json\n(.*?)```", readme, flags=re.S)
+    return orjson.loads(example)
+
+
+async def test_the_readmes_example_line_is_the_format(storage: Storage) -> None:
+    record_ = readme_example()
+    outcome = await import_session(storage, record_)
+    assert (outcome.status, outcome.messages, outcome.runs) == ("imported", 2, 1), outcome
+    [line] = await exported(storage)
+    assert orjson.loads(line) == record_
