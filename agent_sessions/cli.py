@@ -1,10 +1,12 @@
-"""The ``agent-sessions`` command: ``serve`` and ``keys create|list|revoke``."""
+"""The ``agent-sessions`` command: ``serve``, ``keys create|list|revoke`` and the data
+commands ``export``, ``import``, ``demo``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import atexit
+import json
 import logging
 import os
 import shutil
@@ -13,15 +15,17 @@ import socket
 import sys
 import tempfile
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 from uvicorn.supervisors import Multiprocess
 
+from agent_sessions import data_commands
 from agent_sessions.observability import configure_logging
 from agent_sessions.settings import Settings, load_settings
-from agent_sessions.storage import EmbeddedServerError, Storage
+from agent_sessions.storage import EmbeddedServerError, KeyRecord, Storage
 from agent_sessions.storage.embedded import start_embedded
 
 log = logging.getLogger("agent_sessions")
@@ -56,10 +60,12 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--admin", action="store_true", help="the key may act for any user")
     _common(create)
     listing = key_commands.add_parser("list", help="list keys (never the keys themselves)")
+    listing.add_argument("--json", action="store_true", help="a JSON array, for scripts")
     _common(listing)
     revoke = key_commands.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("id")
     _common(revoke)
+    data_commands.add_parsers(commands, _common)
     return parser
 
 
@@ -211,10 +217,15 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.keys_command == "create":
             record, key = await storage.keys.create(args.user, admin=args.admin)
+            # The key alone on stdout, so KEY=$(agent-sessions keys create ...) works.
             print(
                 f"id:    {record.id}\nuser:  {record.user_id}\nadmin: {str(record.admin).lower()}"
+                "\n(the key, on standard output, is shown only now; it is stored hashed)",
+                file=sys.stderr,
             )
-            print(f"key:   {key}\n(the key is shown only now; it is stored hashed)")
+            print(key)
+        elif args.keys_command == "list" and args.json:
+            print(json.dumps([_key_json(r) for r in await storage.keys.list()], indent=2))
         elif args.keys_command == "list":
             for r in await storage.keys.list():
                 state = f"revoked {r.revoked_at:%Y-%m-%d %H:%M}" if r.revoked_at else "active"
@@ -229,6 +240,23 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     finally:
         await storage.close()
+
+
+def _key_json(r: KeyRecord) -> dict[str, object]:
+    def time(t: datetime | None) -> str | None:
+        if t is None:
+            return None
+        return t.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"  # stored UTC
+
+    return {
+        "id": r.id,
+        "user_id": r.user_id,
+        "admin": r.admin,
+        "prefix": r.prefix,
+        "created_at": time(r.created_at),
+        "last_used_at": time(r.last_used_at),
+        "revoked_at": time(r.revoked_at),
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -251,6 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return serve(settings)
+        if args.command in data_commands.COMMANDS:
+            return asyncio.run(data_commands.run(args, settings))
         return asyncio.run(_keys(args, settings))
     except EmbeddedServerError as exc:
         print(f"agent-sessions: {exc}", file=sys.stderr)

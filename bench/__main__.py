@@ -33,7 +33,7 @@ from agent_sessions.settings import Settings
 from agent_sessions.storage import Storage
 from agent_sessions.storage.embedded import start_embedded
 
-from . import data, load
+from . import data, load, transfer
 from .surfaces import (
     CHAT_VIEW,
     FLOOR_ROUTES,
@@ -334,6 +334,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 child.wait(30)
             results = asyncio.run(in_process(server.uri, requests, args.quick))
             results["long"] = ids["long"] | {f"read_{k}": v for k, v in results["long"].items()}
+            t = time.perf_counter()
+            results["transfer"] = asyncio.run(transfer.run(server.uri, args.quick))
+            print(f"transfer measured in {time.perf_counter() - t:.1f}s", file=sys.stderr)
         finally:
             server.stop()
     figures = report(requests, results, args.quick)
@@ -374,6 +377,7 @@ def report(requests: list[Request], results: dict[str, Any], quick: bool) -> dic
         "long_session": results["long"],
         "quick": quick,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        **results["transfer"],  # export_vs_driver, import_vs_driver (speeds), transfer
     }
     print(table(requests, ratios))
     print()
@@ -399,6 +403,8 @@ def report(requests: list[Request], results: dict[str, Any], quick: bool) -> dic
     print("| request | db commands | db bytes |\n|---|---:|---:|")
     for name, count in out["db_commands"].items():
         print(f"| {name} | {count} | {out['db_bytes'][name]} |")
+    print()
+    print(transfer.table(results["transfer"]))
     return out
 
 

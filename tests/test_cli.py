@@ -135,13 +135,11 @@ def _keys(data_dir: Path, *args: str) -> str:
 def test_keys_commands_reach_the_running_servers_database(tmp_path: Path) -> None:
     env = _env(AGENT_SESSIONS_ADMIN_KEY="cli-admin-key")
     with serving(tmp_path, env=env) as base:
-        out = _keys(tmp_path, "create", "--user", "carol")
-        fields = dict(
-            line.split(":", 1)
-            for line in out.splitlines()
-            if ":" in line and not line.startswith("(")
-        )
-        key_id, key = fields["id"].strip(), fields["key"].strip()
+        key = _keys(tmp_path, "create", "--user", "carol").strip()  # the key alone on stdout
+        [listed] = json.loads(_keys(tmp_path, "list", "--json"))
+        assert (listed["user_id"], listed["admin"], listed["revoked_at"]) == ("carol", False, None)
+        assert key.startswith(listed["prefix"])
+        key_id = listed["id"]
         viewer = httpx.post(
             f"{base}/graphql",
             json={"query": "{ viewer { userId isAdmin } }"},

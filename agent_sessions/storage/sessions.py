@@ -1272,31 +1272,60 @@ class SessionStore:
         return True
 
     async def export_sessions(
-        self, filt: SessionFilter, *, owner: str | None, batch: int = 50
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        since: datetime | None = None,
+        batch: int = 100,
     ) -> AsyncIterator[Doc]:
-        """Every session ``filt`` matches, whole (fields, messages, runs with their chunks),
-        one at a time, oldest first: pages are read a session at a time."""
-        q = self._list_filter(filt, owner)
-        if q is None:
-            return
-        async for head in self.heads.find(
-            q, sort=[("created_at", 1), ("_id", 1)], batch_size=batch
-        ):
-            messages: list[Doc] = []
-            runs: list[Doc] = []
-            if head.get("pages"):
-                async for page in self.pages.find(
-                    {"session_id": head["_id"]}, {"messages": 1, "runs": 1}, sort=[("n", 1)]
-                ):
-                    messages += page.get("messages") or []
-                    runs += page.get("runs") or []
-            messages += head.get("messages") or []
-            runs += head.get("runs") or []
-            yield {
-                "session": L.session_record(head),
-                "messages": messages,
-                "runs": _readable(runs, messages),
-            }
+        """Every matching session whole, newest ``updated_at`` first (the list indexes'
+        order), one at a time: ``{"session", "messages", "runs"}`` as records, its pages
+        read with it. ``since`` is inclusive. Administrators' reads: no owner scope."""
+        cursor = self.heads.find(
+            _export_filter(user_id, agent_id, since),
+            sort=[("updated_at", DESCENDING), ("_id", ASCENDING)],
+            batch_size=batch,
+        )
+        async with cursor:
+            async for head in cursor:
+                messages: list[Doc] = []
+                runs: list[Doc] = []
+                if head.get("pages"):
+                    async for page in self.pages.find(
+                        {"session_id": head["_id"], "n": {"$lt": head["pages"]}},
+                        {"messages": 1, "runs": 1},
+                        sort=[("n", 1)],
+                    ):
+                        messages += page.get("messages") or []
+                        runs += page.get("runs") or []
+                messages += head.get("messages") or []
+                runs += head.get("runs") or []
+                yield {
+                    "session": L.session_record(head),
+                    "messages": [{k: v for k, v in m.items() if k != "seq"} for m in messages],
+                    "runs": _readable(runs, messages),
+                }
+
+    async def count_for_export(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        since: datetime | None = None,
+    ) -> int:
+        return await self.heads.count_documents(_export_filter(user_id, agent_id, since))
+
+
+def _export_filter(user_id: str | None, agent_id: str | None, since: datetime | None) -> Doc:
+    filt: Doc = {}
+    if user_id is not None:
+        filt["user_id"] = user_id
+    if agent_id is not None:
+        filt["agent_id"] = agent_id
+    if since is not None:
+        filt["updated_at"] = {"$gte": since}
+    return filt
 
 
 def _readable(runs: list[Doc], messages: list[Doc]) -> list[Doc]:
@@ -1304,7 +1333,7 @@ def _readable(runs: list[Doc], messages: list[Doc]) -> list[Doc]:
     text = {m["seq"]: m.get("content") for m in messages}
     out = []
     for r in runs:
-        record = {k: v for k, v in r.items() if k not in ("mseq", "in", "out")}
+        record = {k: v for k, v in r.items() if k not in ("seq", "mseq", "in", "out")}
         record["input"] = text.get(r["in"]) if r.get("in") is not None else None
         if r.get("content") is None:
             record["content"] = text.get(r["out"]) if r.get("out") is not None else None
