@@ -1,7 +1,9 @@
-"""The Starlette application: /graphql, the REST shim under /api, /healthz.
+"""The Starlette application: /graphql (HTTP and WebSocket), the REST shim under /api,
+/healthz.
 
-The lifespan opens storage (starting the embedded database when no MONGODB_URI is set)
-and closes it. Every error a client can see is JSON; no stack trace leaves the process.
+The lifespan opens storage (starting the embedded database when no MONGODB_URI is set),
+starts the reaper of abandoned runs, and at shutdown drains the runs in progress before
+closing storage. Every error a client can see is JSON; no stack trace leaves the process.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from agent_sessions.agents import AgentRunner
+from agent_sessions.agents.live import LiveRuns
 from agent_sessions.errors import ServiceError
 from agent_sessions.resolvers.context import Context
 from agent_sessions.resolvers.identity import authenticate
@@ -32,6 +36,7 @@ from agent_sessions.rest.routes import routes as rest_routes
 from agent_sessions.schema import build_schema
 from agent_sessions.settings import Settings
 from agent_sessions.storage import EmbeddedServer, Storage
+from agent_sessions.subscriptions import SocketView
 
 log = logging.getLogger("agent_sessions")
 
@@ -64,6 +69,8 @@ class Services:
         self.view = GraphQLView(self.schema, graphql_ide="graphiql", allow_queries_via_get=True)
         self._storage = storage
         self.agents = AgentRunner(settings.agents)
+        self.runs = LiveRuns(self.agents, lambda: self.storage, settings)
+        self.socket_view = SocketView(self)
 
     @property
     def storage(self) -> Storage:
@@ -75,7 +82,7 @@ class Services:
         caller = await authenticate(
             request.headers.get("authorization"), self.settings, self.storage
         )
-        return Context(self.storage, self.settings, caller, agents=self.agents)
+        return Context(self.storage, self.settings, caller, agents=self.agents, runs=self.runs)
 
 
 async def graphql_endpoint(request: Request) -> Response:
@@ -93,6 +100,10 @@ async def graphql_endpoint(request: Request) -> Response:
         return await view.run(request, context=context)
     except GraphQLHTTPException as exc:
         return graphql_error(exc.reason, "BAD_USER_INPUT", exc.status_code)
+
+
+async def graphql_socket(websocket: WebSocket) -> None:
+    await websocket.app.state.services.socket_view.run(websocket)
 
 
 async def healthz(request: Request) -> Response:
@@ -129,10 +140,14 @@ class LoopbackOnly:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] in ("http", "websocket"):
             host = dict(scope["headers"]).get(b"host", b"")
             if not is_loopback(_host_name(host)):
                 message = "without an admin key this server answers only loopback host names"
+                if scope["type"] == "websocket":  # refused before the handshake: HTTP 403
+                    await receive()  # websocket.connect
+                    await send({"type": "websocket.close", "code": 1008, "reason": message})
+                    return
                 await error_response(message, 421)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -233,9 +248,12 @@ def build_app(
                 secantusd=settings.secantusd,
                 join=False,  # a server never runs on a database another process may stop
             )
+        services.runs.start_reaper()
         try:
             yield
         finally:
+            # No new runs from here; the ones in progress get run_drain_s to finish.
+            await services.runs.drain(settings.run_drain_s)
             await services.agents.aclose()
             if owned and services._storage is not None:
                 await services._storage.close(stop_embedded=embedded is None)
@@ -243,6 +261,7 @@ def build_app(
 
     routes = [
         Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql_socket),
         Route("/healthz", healthz, methods=["GET"]),
         *rest_routes,
     ]

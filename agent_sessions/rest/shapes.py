@@ -219,6 +219,13 @@ class AgentRunRequest(BaseModel):
     userId: UserId | None = Field(default=None, description="Administrators only (or user_id).")
     user_id: UserId | None = None
     reasoning: ReasoningRequest | None = None
+    stream: bool | None = Field(
+        default=None,
+        description=(
+            "true: answer with the run's server-sent events (as Accept: text/event-stream "
+            "does); false: the JSON answer whatever Accept says."
+        ),
+    )
 
     def variables(self, agent_id: str) -> dict[str, Any]:
         """The runAgent operation's variables."""

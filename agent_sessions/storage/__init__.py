@@ -16,6 +16,7 @@ from pymongo.monitoring import CommandListener
 from .embedded import EmbeddedServer, EmbeddedServerError, start_embedded
 from .keys import ApiKeyStore, KeyRecord
 from .layout import API_KEY_INDEXES, API_KEYS, SESSION_INDEXES, SESSIONS
+from .live import RUN_EVENT_INDEXES, RUN_EVENTS, RUN_LEASE_INDEXES, RUN_LEASES, LiveStore
 from .sessions import SessionStore
 
 log = logging.getLogger("agent_sessions.storage")
@@ -25,6 +26,7 @@ __all__ = [
     "EmbeddedServer",
     "EmbeddedServerError",
     "KeyRecord",
+    "LiveStore",
     "SessionStore",
     "Storage",
 ]
@@ -37,11 +39,13 @@ class Storage:
     embedded: EmbeddedServer | None = None
     sessions: SessionStore = field(init=False)
     keys: ApiKeyStore = field(init=False)
+    live: LiveStore = field(init=False)
 
     def __post_init__(self) -> None:
         db = self.client[self.database]
         self.sessions = SessionStore(db[SESSIONS])
         self.keys = ApiKeyStore(db[API_KEYS])
+        self.live = LiveStore(db)
 
     @classmethod
     async def open(
@@ -97,7 +101,12 @@ class Storage:
 
     async def create_indexes(self) -> None:
         db = self.client[self.database]
-        for collection, indexes in ((SESSIONS, SESSION_INDEXES), (API_KEYS, API_KEY_INDEXES)):
+        for collection, indexes in (
+            (SESSIONS, SESSION_INDEXES),
+            (API_KEYS, API_KEY_INDEXES),
+            (RUN_EVENTS, RUN_EVENT_INDEXES),
+            (RUN_LEASES, RUN_LEASE_INDEXES),
+        ):
             for keys, options in indexes:
                 await db[collection].create_index(keys, **options)
 

@@ -456,6 +456,73 @@ class SessionStore:
         if result.matched_count == 0:
             raise NotFound("run not found")
 
+    # --- live runs (issue 12) ---------------------------------------------------------
+    # A RUNNING run's progress, written while it streams (at a bounded rate) and when it
+    # ends. Every write is conditional on the run still being RUNNING, so a run that
+    # another party ended (cancelled, reaped) is never written back to life.
+
+    async def update_live_run(
+        self,
+        *,
+        session_id: str,
+        run_id: str,
+        owner: str | None,
+        changes: dict[str, Any],
+        message_changes: dict[str, dict[str, Any]] | None = None,
+        new_messages: Sequence[dict[str, Any]] = (),
+    ) -> bool:
+        """Set fields of a RUNNING run (its partial ``content``; its ``status`` and the
+        rest when it ends), set fields of messages it added already (by message id), and
+        append the messages it added since. False when the run is not RUNNING any more,
+        or the session is gone; nothing is written then."""
+        filt = _scope(
+            owner, _id=session_id, runs={"$elemMatch": {"id": run_id, "status": "RUNNING"}}
+        )
+        run_set = {f"runs.$[r].{k}": v for k, v in changes.items()}
+        filters: list[dict[str, Any]] = [{"r.id": run_id}]
+        message_set: dict[str, Any] = {}
+        for n, (message_id, fields) in enumerate((message_changes or {}).items()):
+            message_set |= {f"messages.$[m{n}].{k}": v for k, v in fields.items()}
+            filters.append({f"m{n}.id": message_id})
+        try:
+            if message_set and new_messages:
+                # One update cannot both set inside ``messages`` and push to it.
+                result = await self.col.update_one(
+                    filt, {"$set": message_set}, array_filters=filters[1:]
+                )
+                if result.matched_count == 0:
+                    return False
+                message_set, filters = {}, filters[:1]
+            update: dict[str, Any] = {
+                "$set": run_set | message_set,
+                "$max": {"updated_at": now()},
+            }
+            if new_messages:
+                update["$push"] = {"messages": {"$each": list(new_messages)}}
+                update["$inc"] = {"message_count": len(new_messages)}
+            result = await self.col.update_one(filt, update, array_filters=filters)
+        except (WriteError, OperationFailure, DocumentTooLarge) as exc:
+            if _too_large(exc):
+                raise SessionTooLarge() from exc
+            raise
+        return result.matched_count == 1
+
+    async def running_runs(self, *, started_before: datetime) -> list[tuple[str, str]]:
+        """(session id, run id) of every run RUNNING since before ``started_before``:
+        what a server that starts looks at, for runs a stopped server left behind."""
+        cursor = await self.col.aggregate(
+            [
+                {"$match": {"runs.status": "RUNNING"}},
+                {"$project": {"runs": {"$filter": {
+                    "input": "$runs", "as": "r",
+                    "cond": {"$and": [{"$eq": ["$$r.status", "RUNNING"]},
+                                      {"$lt": ["$$r.started_at", started_before]}]},
+                }}}},
+                {"$project": {"runs.id": 1}},
+            ]
+        )  # fmt: skip
+        return [(doc["_id"], r["id"]) async for doc in cursor for r in doc["runs"]]
+
 
 def run_document(
     *,

@@ -1,0 +1,899 @@
+"""Runs in progress: each one a task of this server process that asks the backend, feeds
+its events to followers at once, and stores its progress at a bounded rate.
+
+A run's events (``start``, ``retrieval``, ``delta``, ``tool_call``, ``tool_result``, then
+``end`` or ``error``) are numbered from 1. Followers in this process get each event as it
+happens; every ``flush_s`` the run stores what is new in one go: the partial answer (as
+its assistant message's content), the new events (one document) and its lease (renewed,
+and read for a cancel request from another process). So the database writes of a run are
+bounded by its duration, not by its token count, and a client of any server process on
+the same database can replay and follow the run, at the flush rate.
+
+A run whose server stops without ending it keeps a lease nobody renews; once it expires,
+any server ends the run FAILED (its periodic reaper, or a client following it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from pymongo.errors import PyMongoError
+
+from agent_sessions.errors import SessionTooLarge
+from agent_sessions.resolvers.validation import check_json_keys
+from agent_sessions.storage.layout import MessageSpec
+from agent_sessions.storage.live import StoredEvent
+from agent_sessions.storage.sessions import message_document, now
+
+from .answers import (
+    AgentBackendError,
+    AgentReply,
+    BackendEvent,
+    Delta,
+    Finished,
+    Retrieved,
+    ToolAnswered,
+    ToolCalled,
+)
+from .backends import AgentRunner, AgentTurn
+
+if TYPE_CHECKING:
+    from agent_sessions.settings import AgentConfig, Settings
+    from agent_sessions.storage import Storage
+
+log = logging.getLogger("agent_sessions.runs")
+
+TERMINAL_EVENTS = frozenset({"end", "error"})
+TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
+INTERRUPTED = "interrupted: the server shut down before the run finished"
+ABANDONED = "interrupted: the server running it stopped"
+MAX_ANSWER_CHARS = 8_000_000  # a session document holds 16 MB; an answer past this fails
+FINISH_WRITE_S = 5.0  # what a run gets to store its end once it is told to stop
+CANCEL_WAIT_S = 5.0  # how long a cancel waits for the run to end before answering
+
+
+def rfc3339(t: datetime) -> str:
+    """The DateTime scalar's spelling: ``2026-05-06T10:00:00Z``, milliseconds if any."""
+    t = t.astimezone(UTC).replace(tzinfo=None)
+    return t.isoformat(timespec="milliseconds" if t.microsecond else "seconds") + "Z"
+
+
+@dataclass(frozen=True, slots=True)
+class RunEvent:
+    seq: int
+    name: str
+    data: dict[str, Any]
+
+    @property
+    def terminal(self) -> bool:
+        return self.name in TERMINAL_EVENTS
+
+
+def usage_payload(usage: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not usage:
+        return None
+    keys = ("input_tokens", "output_tokens", "reasoning_tokens", "total_tokens")
+    return {k: usage.get(k) for k in keys}
+
+
+def terminal_event(seq: int, session_id: str, run: dict[str, Any]) -> RunEvent:
+    """The last event of a run that ended as ``run`` says."""
+    if run["status"] == "FAILED":
+        data = {
+            "error": run.get("error") or "failed",
+            "run_id": run["id"],
+            "session_id": session_id,
+        }
+        return RunEvent(seq, "error", data)
+    data = {
+        "run_id": run["id"],
+        "session_id": session_id,
+        "status": run["status"],
+        "content": run.get("content"),
+        "usage": usage_payload(run.get("usage")),
+    }
+    return RunEvent(seq, "end", data)
+
+
+def replay_of(
+    session_id: str, run: dict[str, Any], messages: list[dict[str, Any]]
+) -> list[RunEvent]:
+    """The events of a finished run whose own events are gone (expired, or it was
+    recorded rather than run here), rebuilt from what is stored."""
+    out: list[tuple[str, dict[str, Any]]] = [("start", start_payload(session_id, run))]
+    if run.get("retrieved_context") or run.get("retrieval_diagnostics") is not None:
+        out.append(
+            (
+                "retrieval",
+                {
+                    "retrieved_context": run.get("retrieved_context") or [],
+                    "retrieval_diagnostics": run.get("retrieval_diagnostics"),
+                },
+            )
+        )
+    for m in messages:
+        for c in m.get("tool_calls") or ():
+            out.append(
+                ("tool_call", {"id": c["id"], "name": c["name"], "arguments": c.get("arguments")})
+            )
+        if m["role"] == "tool":
+            out.append(
+                (
+                    "tool_result",
+                    {
+                        "tool_call_id": m.get("tool_call_id"),
+                        "name": m.get("name"),
+                        "content": m.get("content"),
+                    },
+                )
+            )
+    if run.get("content"):
+        out.append(("delta", {"content": run["content"]}))
+    events = [RunEvent(n, name, data) for n, (name, data) in enumerate(out, 1)]
+    return [*events, terminal_event(len(events) + 1, session_id, run)]
+
+
+def start_payload(session_id: str, run: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "run_id": run["id"],
+        "session_id": session_id,
+        "agent_id": run.get("agent_id"),
+        "created_at": rfc3339(run["created_at"]),
+    }
+
+
+class Transcript:
+    """The messages a run adds after its user message, as its events build them: text goes
+    to the open assistant message, a tool call joins it, a tool result closes it."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.messages: list[dict[str, Any]] = []
+        self._parts: list[str] | None = None  # the open assistant message's text so far
+        self._stored = 0  # messages[:_stored] are in the database
+        self._changed: set[int] = set()  # stored messages changed since
+        self.chars = 0
+
+    def _assistant(self) -> dict[str, Any]:
+        if self._parts is None:
+            self.messages.append(
+                message_document(
+                    role="assistant", content=None, run_id=self.run_id, created_at=now()
+                )
+            )
+            self._parts = []
+        self._touch()
+        return self.messages[-1]
+
+    def _touch(self) -> None:
+        if len(self.messages) <= self._stored:
+            self._changed.add(len(self.messages) - 1)
+
+    def delta(self, text: str) -> None:
+        self._assistant()
+        assert self._parts is not None
+        self._parts.append(text)
+        self.chars += len(text)
+
+    def tool_call(self, call: dict[str, Any]) -> None:
+        self._assistant().setdefault("tool_calls", []).append(call)
+
+    def tool_result(self, tool_call_id: str, name: str | None, content: str | None) -> None:
+        self._close()
+        self.messages.append(
+            message_document(
+                role="tool",
+                content=content,
+                run_id=self.run_id,
+                created_at=now(),
+                name=name,
+                tool_call_id=tool_call_id,
+            )
+        )
+        self.chars += len(content or "")
+
+    def _close(self) -> None:
+        if self._parts is not None:
+            self.messages[-1]["content"] = "".join(self._parts) or None
+            self._parts = None
+
+    def _materialize(self) -> None:
+        if self._parts is not None:
+            self.messages[-1]["content"] = "".join(self._parts) or None
+
+    @property
+    def content(self) -> str | None:
+        """The answer so far: the last assistant message's text."""
+        self._materialize()
+        return next(
+            (m.get("content") for m in reversed(self.messages) if m["role"] == "assistant"), None
+        )
+
+    def end(self) -> None:
+        """A completed answer ends with an assistant message, as every stored run does."""
+        self._close()
+        if not self.messages or self.messages[-1]["role"] != "assistant":
+            self.messages.append(
+                message_document(
+                    role="assistant", content=None, run_id=self.run_id, created_at=now()
+                )
+            )
+
+    @property
+    def stored_any(self) -> bool:
+        return self._stored > 0
+
+    def pending(self) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+        """What changed since ``stored()``: fields of stored messages, by id; new messages."""
+        self._materialize()
+        changes = {
+            self.messages[i]["id"]: {
+                "content": self.messages[i].get("content"),
+                "tool_calls": self.messages[i].get("tool_calls"),
+            }
+            for i in sorted(self._changed)
+        }
+        return changes, [dict(m) for m in self.messages[self._stored :]]
+
+    def stored(self, new: int) -> None:
+        """The changes ``pending()`` gave, ``new`` messages among them, are stored."""
+        self._changed.clear()
+        self._stored += new
+        if self._parts is not None and len(self.messages) == self._stored:
+            self._changed.add(self._stored - 1)  # the open message keeps growing
+
+
+class LiveRun:
+    """One run in progress in this process."""
+
+    def __init__(
+        self,
+        runs: LiveRuns,
+        *,
+        session_id: str,
+        run: dict[str, Any],
+        user_message: dict[str, Any],
+        owner: str | None,
+        agent: AgentConfig,
+    ) -> None:
+        self.runs = runs
+        self.session_id = session_id
+        self.run = run
+        self.run_id: str = run["id"]
+        self.user_message = user_message
+        self.owner = owner
+        self.agent = agent
+        self.events: list[RunEvent] = []
+        self.transcript = Transcript(self.run_id)
+        self.chunks: list[dict[str, Any]] = []
+        self.diagnostics: dict[str, Any] | None = None
+        self.usage: dict[str, Any] | None = None
+        self.reply: AgentReply | None = None
+        self.result: dict[str, Any] | None = None  # the run as stored at its end
+        self.task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._flushed = 0  # events[:_flushed] are stored
+        self._run_changes: dict[str, Any] = {}
+        self._stop = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+        self._renewed = 0.0
+        self._stopping: str | None = None  # why the run was told to stop
+        self._finishing = False
+
+    # --- events -------------------------------------------------------------------------
+
+    def emit(self, name: str, data: dict[str, Any]) -> RunEvent:
+        event = RunEvent(len(self.events) + 1, name, data)
+        self.events.append(event)
+        self._wake.set()
+        self._wake = asyncio.Event()
+        return event
+
+    @property
+    def ended(self) -> bool:
+        return bool(self.events) and self.events[-1].terminal
+
+    async def follow(self, after: int) -> AsyncIterator[RunEvent]:
+        """Every event with a seq above ``after``, as it happens, to the last."""
+        i = after
+        while True:
+            wake = self._wake
+            while i < len(self.events):
+                i += 1
+                yield self.events[i - 1]
+            if self.ended:
+                return
+            await wake.wait()
+
+    # --- the run ------------------------------------------------------------------------
+
+    def stop(self, why: str) -> None:
+        """Stop the run (``cancel``, ``shutdown``, ``lost``); ignored once it is ending."""
+        if self._finishing or self._stopping is not None or self.task is None:
+            return
+        self._stopping = why
+        self.task.cancel()
+
+    async def main(self) -> None:
+        self._flusher = asyncio.create_task(self._flush_loop())
+        outcome: tuple[str, str | None]
+        try:
+            turn = await self._turn()
+            runner = self.runs.agents
+            try:
+                async with asyncio.timeout(self.agent.timeout_s):
+                    async with contextlib.aclosing(runner.stream(self.agent, turn)) as events:
+                        async for event in events:
+                            self._apply(event)
+            except TimeoutError:
+                raise runner.timed_out(turn.agent_id, self.agent) from None
+            outcome = ("COMPLETED", None)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            if self._stopping is None:  # not ours (the loop is closing): stop storing
+                self._stop.set()
+                raise
+            outcome = {"cancel": ("CANCELLED", None), "shutdown": ("FAILED", INTERRUPTED)}.get(
+                self._stopping, ("LOST", None)
+            )
+        except Exception as exc:
+            error = _failure(exc)
+            log.warning(
+                "run %s of agent %s failed: %s",
+                self.run_id,
+                self.run.get("agent_id"),
+                error,
+                exc_info=not isinstance(exc, AgentBackendError | ValueError),
+            )
+            outcome = ("FAILED", error)
+        self._finishing = True
+        try:
+            await self._finish(*outcome)
+        finally:
+            self.runs.forget(self)
+
+    async def _turn(self) -> AgentTurn:
+        """The replayed history, sent to the agent with the new message."""
+        fields = frozenset({"id", "role", "content", "name", "tool_calls", "tool_call_id"})
+        [page] = await self.runs.storage.sessions.page_messages(
+            [(self.session_id, MessageSpec(fields=fields))], self.owner
+        )
+        history = []
+        for _, m in page.items if page else ():
+            if m.get("id") == self.user_message["id"]:
+                break  # messages after ours belong to runs that started later
+            history.append(openai_message(m))
+        return AgentTurn(
+            session_id=self.session_id,
+            run_id=self.run_id,
+            agent_id=self.run["agent_id"],
+            message=self.user_message["content"],
+            history=history,
+            reasoning=self.run["reasoning"],
+        )
+
+    def _apply(self, event: BackendEvent) -> None:
+        if isinstance(event, Delta):
+            self.transcript.delta(event.content)
+            self.emit("delta", {"content": event.content})
+        elif isinstance(event, ToolCalled):
+            call = event.call.model_dump()
+            self.transcript.tool_call(call)
+            self.emit("tool_call", call)
+        elif isinstance(event, ToolAnswered):
+            self.transcript.tool_result(event.tool_call_id, event.name, event.content)
+            self.emit(
+                "tool_result",
+                {"tool_call_id": event.tool_call_id, "name": event.name, "content": event.content},
+            )
+        elif isinstance(event, Retrieved):
+            chunks = [c.model_dump() for c in event.chunks]
+            for c in chunks:
+                check_json_keys(c["meta"], "retrieved_context.meta")
+            if event.diagnostics is not None:
+                check_json_keys(event.diagnostics, "retrieval_diagnostics")
+                self.diagnostics = event.diagnostics
+            self.chunks += chunks
+            self._run_changes |= {
+                "retrieved_context": self.chunks,
+                "retrieval_diagnostics": self.diagnostics,
+            }
+            self.emit(
+                "retrieval",
+                {"retrieved_context": chunks, "retrieval_diagnostics": event.diagnostics},
+            )
+        elif isinstance(event, Finished):
+            self.usage = event.usage.model_dump() if event.usage else None
+            self.reply = event.reply
+        if self.transcript.chars > MAX_ANSWER_CHARS:
+            raise AgentBackendError(f"the answer is longer than {MAX_ANSWER_CHARS} characters")
+
+    # --- storing ------------------------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        flush_s = self.runs.flush_s
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), flush_s)
+            if self._stop.is_set():
+                return
+            try:
+                await self._flush()
+            except (PyMongoError, SessionTooLarge) as exc:
+                # Kept for the next flush; a run whose answer no longer fits fails at its end.
+                log.warning("run %s: progress not stored: %s", self.run_id, exc)
+
+    async def _flush(self) -> None:
+        """Store what is new since the last flush, and renew (or read) the lease; the
+        three writes go out together."""
+        changes, new = self.transcript.pending()
+        progress = bool(changes or new or self._run_changes)
+        events = self.events[self._flushed :]
+        writes: dict[str, Any] = {"lease": self._lease()}
+        if progress:
+            writes["progress"] = self.runs.storage.sessions.update_live_run(
+                session_id=self.session_id,
+                run_id=self.run_id,
+                owner=self.owner,
+                changes={"content": self.transcript.content} | self._run_changes,
+                message_changes=changes,
+                new_messages=new,
+            )
+        if events:
+            writes["events"] = self._store_events(events)
+        done = dict(
+            zip(writes, await asyncio.gather(*writes.values(), return_exceptions=True), strict=True)
+        )
+        if done.get("progress") is True:
+            self.transcript.stored(len(new))
+            self._run_changes = {}
+        elif done.get("progress") is False:
+            self.stop("lost")  # ended by someone else, or the session was deleted
+        if events and not isinstance(done["events"], BaseException):
+            self._flushed += len(events)
+        failure = next((r for r in done.values() if isinstance(r, BaseException)), None)
+        if failure is not None:
+            raise failure
+
+    async def _store_events(self, events: list[RunEvent]) -> None:
+        await self.runs.storage.live.append_events(
+            run_id=self.run_id,
+            session_id=self.session_id,
+            events=[StoredEvent(e.seq, e.name, e.data) for e in events],
+            at=now(),
+        )
+
+    async def _lease(self) -> None:
+        """Renew the lease when a third of it has passed, else only read it; either way,
+        learn of a cancel request from another process, or that the lease was lost."""
+        live, runs = self.runs.storage.live, self.runs
+        loop_time = asyncio.get_running_loop().time()
+        if loop_time - self._renewed >= runs.lease_s / 3:
+            lease = await live.renew_lease(self.run_id, runs.server, now() + runs.lease)
+            self._renewed = loop_time
+        else:
+            lease = await live.get_lease(self.run_id)
+            if lease is not None and lease.server != runs.server:
+                lease = None
+        if lease is None:
+            self.stop("lost")
+        elif lease.cancel:
+            self.stop("cancel")
+
+    async def _finish(self, status: str, error: str | None) -> None:
+        """Store how the run ended, then tell followers, then store the last events."""
+        self._stop.set()
+        if self._flusher is not None:
+            await asyncio.wait([self._flusher])
+        sessions = self.runs.storage.sessions
+        stored: dict[str, Any] | None = None
+        if status != "LOST":
+            changes: dict[str, Any] = {
+                "status": status,
+                "completed_at": now(),
+                "error": error,
+                "usage": self.usage,
+            }
+            message_changes, new = {}, []
+            if status == "COMPLETED" and self.reply is not None and not self.transcript.stored_any:
+                changes |= _reply_changes(self.reply)
+                new = _reply_messages(self.reply, self.run_id)
+            else:
+                if status == "COMPLETED":
+                    self.transcript.end()
+                message_changes, new = self.transcript.pending()
+                changes |= {
+                    "content": self.transcript.content,
+                    "retrieved_context": self.chunks,
+                    "retrieval_diagnostics": self.diagnostics,
+                }
+            try:
+                if await sessions.update_live_run(
+                    session_id=self.session_id,
+                    run_id=self.run_id,
+                    owner=self.owner,
+                    changes=changes,
+                    message_changes=message_changes,
+                    new_messages=new,
+                ):
+                    stored = self.run | changes
+            except SessionTooLarge as exc:
+                changes = {
+                    "status": "FAILED",
+                    "completed_at": now(),
+                    "usage": self.usage,
+                    "error": f"the answer is too large: {exc.message}",
+                }
+                if await sessions.update_live_run(
+                    session_id=self.session_id,
+                    run_id=self.run_id,
+                    owner=self.owner,
+                    changes=changes,
+                ):
+                    stored = self.run | changes
+            except PyMongoError as exc:
+                # The database is gone: the run stays RUNNING, its lease expires, and the
+                # next server that sees it ends it.
+                log.error("run %s: its end could not be stored: %s", self.run_id, exc)
+                self.result = self.run | {"status": "RUNNING"}
+                self.emit(
+                    "error",
+                    {
+                        "error": "the answer could not be stored",
+                        "run_id": self.run_id,
+                        "session_id": self.session_id,
+                    },
+                )
+                return
+        if stored is None:  # ended elsewhere: tell what the stored run says
+            [stored] = await sessions.get_runs([(self.session_id, self.run_id)], None, None)
+            if stored is None:
+                stored = self.run | {"status": "FAILED", "error": "the session was deleted"}
+        self.result = stored
+        self.emit(*_named(terminal_event(0, self.session_id, stored)))
+        with contextlib.suppress(PyMongoError):
+            await asyncio.gather(
+                self._store_events(self.events[self._flushed :]),
+                self.runs.storage.live.release_lease(self.run_id, self.runs.server),
+            )
+
+
+def _named(event: RunEvent) -> tuple[str, dict[str, Any]]:
+    return event.name, event.data
+
+
+def _reply_changes(reply: AgentReply) -> dict[str, Any]:
+    chunks = [c.model_dump() for c in reply.retrieved_context or ()]
+    for c in chunks:
+        check_json_keys(c["meta"], "retrieved_context.meta")
+    if reply.retrieval_diagnostics is not None:
+        check_json_keys(reply.retrieval_diagnostics, "retrieval_diagnostics")
+    return {
+        "content": reply.content,
+        "retrieved_context": chunks,
+        "retrieval_diagnostics": reply.retrieval_diagnostics,
+    }
+
+
+def _reply_messages(reply: AgentReply, run_id: str) -> list[dict[str, Any]]:
+    """The messages a whole (not streamed) answer adds, as the agent gave them."""
+    t = now()
+    messages = [
+        message_document(
+            role=m.role,
+            content=m.content,
+            run_id=run_id,
+            created_at=t,
+            name=m.name,
+            tool_calls=[c.model_dump() for c in m.tool_calls] if m.tool_calls else None,
+            tool_call_id=m.tool_call_id,
+        )
+        for m in reply.messages or ()
+    ]
+    if not messages or messages[-1]["role"] != "assistant":
+        messages.append(
+            message_document(role="assistant", content=reply.content, run_id=run_id, created_at=t)
+        )
+    return messages
+
+
+def _failure(exc: Exception) -> str:
+    """What the stored run says about a failure: the backend's own words, or what kind of
+    failure it was (never a stack trace)."""
+    if isinstance(exc, AgentBackendError | ValueError):
+        return str(exc)
+    if isinstance(exc, SessionTooLarge):
+        return f"the answer is too large: {exc.message}"
+    if isinstance(exc, PyMongoError):
+        return "the answer could not be stored"
+    return f"the run failed ({type(exc).__name__})"
+
+
+def openai_message(m: dict[str, Any]) -> dict[str, Any]:
+    """A stored message in OpenAI's chat format."""
+    out: dict[str, Any] = {"role": m["role"], "content": m.get("content")}
+    if m["role"] == "assistant" and m.get("tool_calls"):
+        out["tool_calls"] = [
+            {
+                "id": c["id"],
+                "type": "function",
+                "function": {"name": c["name"], "arguments": c.get("arguments")},
+            }
+            for c in m["tool_calls"]
+        ]
+    if m["role"] == "tool":
+        out["tool_call_id"] = m.get("tool_call_id")
+        if m.get("name") is not None:
+            out["name"] = m["name"]
+    return out
+
+
+class ServerStopping(Exception):
+    """The server is shutting down and starts no more runs."""
+
+
+class LiveRuns:
+    """The runs this server process is running, and what it does for runs anywhere:
+    follow them, cancel them, end those a stopped server left behind."""
+
+    def __init__(
+        self, agents: AgentRunner, storage: Callable[[], Storage], settings: Settings
+    ) -> None:
+        self.agents = agents
+        self._storage = storage
+        self.flush_s = settings.run_flush_s
+        self.lease_s = settings.run_lease_s
+        self.server = uuid.uuid4().hex
+        self.runs: dict[str, LiveRun] = {}
+        self.accepting = True
+        self._reaper: asyncio.Task[None] | None = None
+
+    @property
+    def storage(self) -> Storage:
+        return self._storage()
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.lease_s)
+
+    # --- starting -----------------------------------------------------------------------
+
+    async def start(
+        self,
+        *,
+        session_id: str,
+        owner: str | None,
+        new_session: dict[str, Any],
+        run: dict[str, Any],
+        user_message: dict[str, Any],
+        agent: AgentConfig,
+    ) -> LiveRun:
+        """Store the run RUNNING with its lease, send ``start``, then ask the backend."""
+        if not self.accepting:
+            raise ServerStopping()
+        storage = self.storage
+        recorded, leased = await asyncio.gather(
+            storage.sessions.record_run(
+                session_id=session_id,
+                owner=owner,
+                new_session=new_session,
+                run=run,
+                messages=[user_message],
+            ),
+            storage.live.take_lease(
+                run_id=run["id"],
+                session_id=session_id,
+                user_id=new_session["user_id"],
+                server=self.server,
+                until=now() + self.lease,
+            ),
+            return_exceptions=True,
+        )
+        if isinstance(recorded, BaseException):
+            with contextlib.suppress(PyMongoError):
+                await storage.live.release_lease(run["id"], self.server)
+            raise recorded
+        if isinstance(leased, BaseException):
+            # Without a lease nobody could end the run if this server stopped: end it now.
+            await storage.sessions.update_live_run(
+                session_id=session_id,
+                run_id=run["id"],
+                owner=owner,
+                changes={
+                    "status": "FAILED",
+                    "error": "the run could not be started",
+                    "completed_at": now(),
+                },
+            )
+            raise leased
+        live = LiveRun(
+            self,
+            session_id=session_id,
+            run=run,
+            user_message=user_message,
+            owner=owner,
+            agent=agent,
+        )
+        live.emit("start", start_payload(session_id, run))
+        self.runs[live.run_id] = live
+        live.task = asyncio.create_task(live.main(), name=f"run {live.run_id}")
+        return live
+
+    def forget(self, live: LiveRun) -> None:
+        self.runs.pop(live.run_id, None)
+
+    # --- following ----------------------------------------------------------------------
+
+    async def follow(self, session_id: str, run_id: str, after: int = 0) -> AsyncIterator[RunEvent]:
+        """The run's events with a seq above ``after``, then each as it happens, to the
+        last. The caller has checked that the run is the caller's."""
+        live = self.runs.get(run_id)
+        if live is not None and live.session_id == session_id:
+            async for event in live.follow(after):
+                yield event
+            return
+        async for event in self._follow_stored(session_id, run_id, after):
+            yield event
+
+    async def _follow_stored(
+        self, session_id: str, run_id: str, after: int
+    ) -> AsyncIterator[RunEvent]:
+        """A run of another process (or one that has ended), by polling what is stored."""
+        storage = self.storage
+        poll_s = max(self.flush_s / 2, 0.05)
+        last, polls, ended_seen = after, 0, False
+        while True:
+            for e in await storage.live.events_after(run_id, session_id, last):
+                last = e.seq
+                yield RunEvent(e.seq, e.event, e.data)
+                if e.event in TERMINAL_EVENTS:
+                    return
+            if polls % 4 == 0 or ended_seen:
+                [run] = await storage.sessions.get_runs([(session_id, run_id)], None, None)
+                if run is None:
+                    yield RunEvent(
+                        last + 1,
+                        "error",
+                        {
+                            "error": "the session was deleted",
+                            "run_id": run_id,
+                            "session_id": session_id,
+                        },
+                    )
+                    return
+                if run["status"] in TERMINAL_STATUSES:
+                    if ended_seen or last == 0:
+                        # Its last events were never stored, or are gone: rebuild them.
+                        for event in await self._rebuilt(session_id, run, last):
+                            yield event
+                        return
+                    ended_seen = True  # its last events may be on their way: one more poll
+                    continue
+                if run_id not in self.runs:
+                    await self._reap_if_abandoned(session_id, run_id, run)
+            polls += 1
+            await asyncio.sleep(poll_s)
+
+    async def _rebuilt(self, session_id: str, run: dict[str, Any], after: int) -> list[RunEvent]:
+        if after > 0:
+            return [terminal_event(after + 1, session_id, run)]
+        [found] = await self.storage.sessions.get_run_messages(
+            [(session_id, run["id"])], None, None
+        )
+        return replay_of(session_id, run, [m for _, m in found])
+
+    # --- cancelling ---------------------------------------------------------------------
+
+    async def cancel(self, session_id: str, run: dict[str, Any]) -> dict[str, Any]:
+        """Cancel a run (the caller found it theirs); the run as it is afterwards, RUNNING
+        still if its server did not end it within ``CANCEL_WAIT_S``. A finished run is
+        returned as it is."""
+        if run["status"] in TERMINAL_STATUSES:
+            return run
+        run_id = run["id"]
+        live = self.runs.get(run_id)
+        if live is not None and live.task is not None:
+            live.stop("cancel")
+            await asyncio.wait([live.task], timeout=CANCEL_WAIT_S)
+            if live.result is not None:
+                return live.result
+        elif await self.storage.live.request_cancel(run_id):
+            deadline = asyncio.get_running_loop().time() + CANCEL_WAIT_S
+            while asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(max(self.flush_s / 4, 0.05))
+                [now_run] = await self.storage.sessions.get_runs([(session_id, run_id)], None, None)
+                if now_run is None or now_run["status"] in TERMINAL_STATUSES:
+                    return now_run or run
+        else:
+            # No server runs it (a RUNNING run that was recorded, or left behind): end it.
+            await self._end_stored(session_id, run_id, "CANCELLED", None)
+        [now_run] = await self.storage.sessions.get_runs([(session_id, run_id)], None, None)
+        return now_run or run
+
+    # --- runs that a stopped server left ------------------------------------------------
+
+    async def _end_stored(
+        self, session_id: str, run_id: str, status: str, error: str | None
+    ) -> bool:
+        """End a RUNNING run nobody runs, with its last event for anyone following it."""
+        storage = self.storage
+        changed = await storage.sessions.update_live_run(
+            session_id=session_id,
+            run_id=run_id,
+            owner=None,
+            changes={"status": status, "error": error, "completed_at": now()},
+        )
+        if changed:
+            [run] = await storage.sessions.get_runs([(session_id, run_id)], None, None)
+            if run is not None:
+                seq = await storage.live.last_seq(run_id) + 1
+                event = terminal_event(seq, session_id, run)
+                await storage.live.append_events(
+                    run_id=run_id,
+                    session_id=session_id,
+                    events=[StoredEvent(event.seq, event.name, event.data)],
+                    at=now(),
+                )
+            log.warning("run %s: ended %s (%s)", run_id, status, error or "cancelled")
+        return changed
+
+    async def _reap_if_abandoned(self, session_id: str, run_id: str, run: dict[str, Any]) -> None:
+        lease = await self.storage.live.get_lease(run_id)
+        if lease is not None and lease.expires_at.replace(tzinfo=UTC) < now():
+            await self._reap(lease.run_id, lease.session_id)
+
+    async def _reap(self, run_id: str, session_id: str) -> None:
+        live = self.storage.live
+        if await live.claim_lease(run_id, self.server, now(), now() + self.lease) is None:
+            return  # renewed meanwhile, or another server is on it
+        await self._end_stored(session_id, run_id, "FAILED", ABANDONED)
+        await live.release_lease(run_id, self.server)
+
+    async def reap(self) -> None:
+        """End the runs whose lease has expired: their server stopped without ending them."""
+        for lease in await self.storage.live.expired_leases(now()):
+            if lease.run_id not in self.runs:
+                await self._reap(lease.run_id, lease.session_id)
+
+    async def _reap_forever(self) -> None:
+        while True:
+            try:
+                await self.reap()
+            except PyMongoError as exc:
+                log.warning("reaping abandoned runs failed: %s", exc)
+            await asyncio.sleep(self.lease_s / 2)
+
+    def start_reaper(self) -> None:
+        if self._reaper is None:
+            self._reaper = asyncio.create_task(self._reap_forever(), name="run reaper")
+
+    # --- shutting down ------------------------------------------------------------------
+
+    async def drain(self, grace_s: float) -> None:
+        """Start no more runs, give the running ones ``grace_s`` seconds to finish, then
+        end the rest FAILED (interrupted)."""
+        self.accepting = False
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+            self._reaper = None
+        tasks = [r.task for r in self.runs.values() if r.task is not None]
+        if not tasks:
+            return
+        log.info("waiting up to %gs for %d run(s) to finish", grace_s, len(tasks))
+        _, pending = await asyncio.wait(tasks, timeout=grace_s)
+        if pending:
+            log.warning("interrupting %d run(s) still running", len(pending))
+            for live in list(self.runs.values()):
+                live.stop("shutdown")
+            await asyncio.wait(pending, timeout=FINISH_WRITE_S)
