@@ -75,9 +75,9 @@ async def join(
         return [e async for e in source.aiter_sse()]
 
 
-async def until(check: Any, timeout: float = 10) -> Any:
-    """Poll ``check`` (async, returns a truthy value when done) for up to ``timeout``."""
-    deadline = time.monotonic() + timeout
+async def until(check: Any, within_s: float = 10) -> Any:
+    """Poll ``check`` (async, returns a truthy value when done) for up to ``within_s``."""
+    deadline = time.monotonic() + within_s
     while True:
         value = await check()
         if value:
@@ -340,7 +340,7 @@ async def test_a_dropped_stream_fails_the_run_and_keeps_what_came(
     assert run["status"] == "FAILED"
     assert run["error"] == error["error"]
     messages = (await http.get(f"/api/sessions/{error['session_id']}/messages")).json()
-    assert [m["content"] for m in messages][0] == "Q1?"
+    assert messages[0]["content"] == "Q1?"
 
 
 async def test_without_the_end_of_the_stream_the_run_fails(
@@ -454,7 +454,7 @@ async def test_an_http_agent_that_reports_an_error(
     assert "ended before its end event" in response.json()["error"]
 
 
-async def test_an_agent_error_names_the_agent_and_url_never_the_key(
+def test_an_agent_error_names_the_agent_and_url_never_the_key(
     mongo_uri: str, tmp_path: Any, backend: AgentBackend
 ) -> None:
     from pydantic import SecretStr
