@@ -286,6 +286,7 @@ class LiveRun:
         self._renewed = 0.0
         self._stopping: str | None = None  # why the run was told to stop
         self._finishing = False
+        self.detached = False  # lost its lease while running: its end is another's to store
 
     # --- events -------------------------------------------------------------------------
 
@@ -309,6 +310,10 @@ class LiveRun:
                 i += 1
                 yield self.events[i - 1]
             if self.ended:
+                return
+            if self.detached:  # another server took the run over: follow what it stores
+                async for event in self.runs.follow_stored(self.session_id, self.run_id, i):
+                    yield event
                 return
             await wake.wait()
 
@@ -558,6 +563,13 @@ class LiveRun:
             [stored] = await sessions.get_runs([(self.session_id, self.run_id)], None, None)
             if stored is None:
                 stored = self.run | {"status": "FAILED", "error": "the session was deleted"}
+            elif stored["status"] == "RUNNING":
+                # Its lease went to another server (this one looked dead): that one ends it.
+                log.warning("run %s: lease lost; left to the server that took it", self.run_id)
+                self.result = stored
+                self.detached = True
+                self._wake.set()
+                return
         self.result = stored
         self.emit(*_named(terminal_event(0, self.session_id, stored)))
         with contextlib.suppress(PyMongoError):
@@ -741,10 +753,10 @@ class LiveRuns:
             async for event in live.follow(after):
                 yield event
             return
-        async for event in self._follow_stored(session_id, run_id, after):
+        async for event in self.follow_stored(session_id, run_id, after):
             yield event
 
-    async def _follow_stored(
+    async def follow_stored(
         self, session_id: str, run_id: str, after: int
     ) -> AsyncIterator[RunEvent]:
         """A run of another process (or one that has ended), by polling what is stored."""
@@ -824,7 +836,8 @@ class LiveRuns:
     async def _end_stored(
         self, session_id: str, run_id: str, status: str, error: str | None
     ) -> bool:
-        """End a RUNNING run nobody runs, with its last event for anyone following it."""
+        """End a RUNNING run nobody runs, with its last event for anyone following it (and
+        the events before it, rebuilt, when its server stored none)."""
         storage = self.storage
         changed = await storage.sessions.update_live_run(
             session_id=session_id,
@@ -835,12 +848,12 @@ class LiveRuns:
         if changed:
             [run] = await storage.sessions.get_runs([(session_id, run_id)], None, None)
             if run is not None:
-                seq = await storage.live.last_seq(run_id) + 1
-                event = terminal_event(seq, session_id, run)
+                last = await storage.live.last_seq(run_id)
+                events = await self._rebuilt(session_id, run, last)
                 await storage.live.append_events(
                     run_id=run_id,
                     session_id=session_id,
-                    events=[StoredEvent(event.seq, event.name, event.data)],
+                    events=[StoredEvent(e.seq, e.name, e.data) for e in events],
                     at=now(),
                 )
             log.warning("run %s: ended %s (%s)", run_id, status, error or "cancelled")
