@@ -90,7 +90,7 @@ async def test_a_live_lease_is_never_reaped_an_expired_one_is(
 ) -> None:
     a, b = two_servers(mongo_uri, tmp_path, backend)
     backend.answer = Stream(["Thinking"], hang=True)
-    with LiveServer(a) as server_a, LiveServer(b) as server_b:
+    with LiveServer(a) as server_a, LiveServer(b):  # B only reaps
         async with httpx.AsyncClient(base_url=server_a.url, timeout=30) as on_a:
             path = "/api/agents/finance_agent/runs"
             async with aconnect_sse(on_a, "POST", path, json={"message": "Long"}) as source:
