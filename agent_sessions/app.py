@@ -99,7 +99,10 @@ async def graphql_endpoint(request: Request) -> Response:
     try:
         return await view.run(request, context=context)
     except GraphQLHTTPException as exc:
-        return graphql_error(exc.reason, "BAD_USER_INPUT", exc.status_code)
+        reason = exc.reason
+        if reason.startswith("subscriptions are not allowed"):
+            reason += "; subscribe over a WebSocket at /graphql (graphql-transport-ws)"
+        return graphql_error(reason, "BAD_USER_INPUT", exc.status_code)
 
 
 async def graphql_socket(websocket: WebSocket) -> None:

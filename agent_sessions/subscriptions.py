@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.websockets import WebSocket
+from strawberry import UNSET
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UnsetType
 
 from agent_sessions.errors import ServiceError
 from agent_sessions.resolvers.context import Context
@@ -95,7 +97,7 @@ class SocketView(GraphQL):
     async def get_context(self, request: Any, response: Any) -> SocketSession:  # type: ignore[override]
         return SocketSession(self.services, request)
 
-    async def on_ws_connect(self, context: SocketSession) -> dict[str, object] | None:  # type: ignore[override]
+    async def on_ws_connect(self, context: SocketSession) -> UnsetType:  # type: ignore[override]
         params = context.connection_params or {}
         header = params.get("Authorization") or params.get("authorization")
         if not isinstance(header, str):
@@ -105,4 +107,4 @@ class SocketView(GraphQL):
             context.caller = await authenticate(header, services.settings, services.storage)
         except ServiceError as exc:
             raise ConnectionRejectionError({"message": exc.message, "code": exc.code}) from None
-        return None
+        return UNSET  # a plain connection_ack
