@@ -33,7 +33,7 @@ from agent_sessions.settings import Settings
 from agent_sessions.storage import Storage
 from agent_sessions.storage.embedded import start_embedded
 
-from . import data
+from . import data, streaming
 from .surfaces import (
     CHAT_VIEW,
     FLOOR_ROUTES,
@@ -56,6 +56,14 @@ RATIOS = {
     # Not a target: the same write through the bare driver, for what the database adds.
     "append_floor_1000_vs_10": ("floor_append_many", "floor_append_few"),
 }
+
+
+# The live-run rows (bench/streaming.py), top-level keys in --json.
+STREAMING_KEYS = (
+    "first_delta_overhead_ms",
+    "start_event_vs_record",
+    "stream_db_writes_2000_tokens",
+)
 
 
 @dataclass
@@ -305,6 +313,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 child.terminate()
                 child.wait(30)
             results = asyncio.run(in_process(server.uri, requests, args.quick))
+            t = time.perf_counter()
+            results["streaming"] = streaming.measure(server.uri, args.quick)
+            print(f"streaming measured in {time.perf_counter() - t:.1f}s", file=sys.stderr)
         finally:
             server.stop()
     return report(requests, results, args.quick)
@@ -339,6 +350,8 @@ def report(requests: list[Request], results: dict[str, Any], quick: bool) -> dic
         "db_bytes": results["db_bytes"],
         "latency_ms": latency,
         "dump_fields": results["dump_fields"],
+        **{k: results["streaming"][k] for k in STREAMING_KEYS},
+        "streaming": results["streaming"],
         "quick": quick,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
     }
@@ -353,6 +366,8 @@ def report(requests: list[Request], results: dict[str, Any], quick: bool) -> dic
     )
     print(f"| fixed_ms (one-field query, in-process, compiled) | {out['fixed_ms']:.3f} |")
     print(f"| fixed_ms_normal (the same, normal execution) | {out['fixed_ms_normal']:.3f} |")
+    print()
+    print(streaming.table(results["streaming"]))
     print()
     print("| request | db commands | db bytes |\n|---|---:|---:|")
     for name, count in out["db_commands"].items():

@@ -472,3 +472,18 @@ def test_an_agent_error_names_the_agent_and_url_never_the_key(
     assert error.startswith(f"agent finance_agent ({backend.url}/v1/chat/completions): ")
     assert "answered 401" in error
     assert "sk-secret-123" not in error
+
+
+async def test_deleting_a_session_deletes_its_run_events(
+    http: httpx.AsyncClient, backend: AgentBackend, server: LiveServer
+) -> None:
+    from pymongo import MongoClient
+
+    backend.answer = Stream(TOKENS)
+    events = await stream_run(http, message="Q1?")
+    session_id = events[0].json()["session_id"]
+    with MongoClient(server.settings.mongodb_uri) as client:
+        stored = client[server.settings.database]["run_events"]
+        assert stored.count_documents({"session_id": session_id}) > 0
+        assert (await http.delete(f"/api/sessions/{session_id}")).status_code == 204
+        assert stored.count_documents({"session_id": session_id}) == 0

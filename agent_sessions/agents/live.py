@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -301,8 +301,11 @@ class LiveRun:
     def ended(self) -> bool:
         return bool(self.events) and self.events[-1].terminal
 
-    async def follow(self, after: int) -> AsyncIterator[RunEvent]:
-        """Every event with a seq above ``after``, as it happens, to the last."""
+    async def follow(
+        self, after: int, keepalive_s: float | None = None
+    ) -> AsyncIterator[RunEvent | None]:
+        """Every event with a seq above ``after``, as it happens, to the last; ``None``
+        after each ``keepalive_s`` without one."""
         i = after
         while True:
             wake = self._wake
@@ -312,10 +315,15 @@ class LiveRun:
             if self.ended:
                 return
             if self.detached:  # another server took the run over: follow what it stores
-                async for event in self.runs.follow_stored(self.session_id, self.run_id, i):
+                async for event in self.runs.follow_stored(
+                    self.session_id, self.run_id, i, keepalive_s
+                ):
                     yield event
                 return
-            await wake.wait()
+            try:
+                await asyncio.wait_for(wake.wait(), keepalive_s)
+            except TimeoutError:
+                yield None
 
     # --- the run ------------------------------------------------------------------------
 
@@ -326,10 +334,16 @@ class LiveRun:
         self._stopping = why
         self.task.cancel()
 
-    async def main(self) -> None:
-        self._flusher = asyncio.create_task(self._flush_loop())
+    async def main(self, lease: Awaitable[None]) -> None:
         outcome: tuple[str, str | None]
         try:
+            try:
+                await lease
+            except PyMongoError as exc:
+                # Without a lease nobody could end the run if this server stopped.
+                log.error("run %s: its lease could not be stored: %s", self.run_id, exc)
+                raise ValueError("the run could not be started: its lease was not stored") from None
+            self._flusher = asyncio.create_task(self._flush_loop())
             turn = await self._turn()
             runner = self.runs.agents
             try:
@@ -689,44 +703,37 @@ class LiveRuns:
         user_message: dict[str, Any],
         agent: AgentConfig,
     ) -> LiveRun:
-        """Store the run RUNNING with its lease, send ``start``, then ask the backend."""
+        """Store the run RUNNING and send ``start``; the run's task then asks the backend.
+
+        The lease goes to the database with the run (both writes are sent at once), but
+        ``start`` waits only for the run: the task waits for the lease before it calls
+        the backend, and ends the run FAILED if the lease could not be stored.
+        """
         if not self.accepting:
             raise ServerStopping()
         storage = self.storage
-        recorded, leased = await asyncio.gather(
-            storage.sessions.record_run(
-                session_id=session_id,
-                owner=owner,
-                new_session=new_session,
-                run=run,
-                messages=[user_message],
-            ),
+        lease = asyncio.ensure_future(
             storage.live.take_lease(
                 run_id=run["id"],
                 session_id=session_id,
                 user_id=new_session["user_id"],
                 server=self.server,
                 until=now() + self.lease,
-            ),
-            return_exceptions=True,
-        )
-        if isinstance(recorded, BaseException):
-            with contextlib.suppress(PyMongoError):
-                await storage.live.release_lease(run["id"], self.server)
-            raise recorded
-        if isinstance(leased, BaseException):
-            # Without a lease nobody could end the run if this server stopped: end it now.
-            await storage.sessions.update_live_run(
-                session_id=session_id,
-                run_id=run["id"],
-                owner=owner,
-                changes={
-                    "status": "FAILED",
-                    "error": "the run could not be started",
-                    "completed_at": now(),
-                },
             )
-            raise leased
+        )
+        try:
+            await storage.sessions.record_run(
+                session_id=session_id,
+                owner=owner,
+                new_session=new_session,
+                run=run,
+                messages=[user_message],
+            )
+        except BaseException:
+            with contextlib.suppress(PyMongoError):
+                await lease
+                await storage.live.release_lease(run["id"], self.server)
+            raise
         live = LiveRun(
             self,
             session_id=session_id,
@@ -737,7 +744,7 @@ class LiveRuns:
         )
         live.emit("start", start_payload(session_id, run))
         self.runs[live.run_id] = live
-        live.task = asyncio.create_task(live.main(), name=f"run {live.run_id}")
+        live.task = asyncio.create_task(live.main(lease), name=f"run {live.run_id}")
         return live
 
     def forget(self, live: LiveRun) -> None:
@@ -745,30 +752,39 @@ class LiveRuns:
 
     # --- following ----------------------------------------------------------------------
 
-    async def follow(self, session_id: str, run_id: str, after: int = 0) -> AsyncIterator[RunEvent]:
+    async def follow(
+        self, session_id: str, run_id: str, after: int = 0, keepalive_s: float | None = None
+    ) -> AsyncIterator[RunEvent | None]:
         """The run's events with a seq above ``after``, then each as it happens, to the
-        last. The caller has checked that the run is the caller's."""
+        last; ``None`` after each ``keepalive_s`` without one. The caller has checked that
+        the run is the caller's."""
         live = self.runs.get(run_id)
         if live is not None and live.session_id == session_id:
-            async for event in live.follow(after):
+            async for event in live.follow(after, keepalive_s):
                 yield event
             return
-        async for event in self.follow_stored(session_id, run_id, after):
+        async for event in self.follow_stored(session_id, run_id, after, keepalive_s):
             yield event
 
     async def follow_stored(
-        self, session_id: str, run_id: str, after: int
-    ) -> AsyncIterator[RunEvent]:
+        self, session_id: str, run_id: str, after: int, keepalive_s: float | None = None
+    ) -> AsyncIterator[RunEvent | None]:
         """A run of another process (or one that has ended), by polling what is stored."""
         storage = self.storage
+        loop = asyncio.get_running_loop()
         poll_s = max(self.flush_s / 2, 0.05)
         last, polls, ended_seen = after, 0, False
+        quiet_since = loop.time()
         while True:
             for e in await storage.live.events_after(run_id, session_id, last):
                 last = e.seq
+                quiet_since = loop.time()
                 yield RunEvent(e.seq, e.event, e.data)
                 if e.event in TERMINAL_EVENTS:
                     return
+            if keepalive_s is not None and loop.time() - quiet_since >= keepalive_s:
+                quiet_since = loop.time()
+                yield None
             if polls % 4 == 0 or ended_seen:
                 [run] = await storage.sessions.get_runs([(session_id, run_id)], None, None)
                 if run is None:
@@ -789,8 +805,7 @@ class LiveRuns:
                             yield event
                         return
                     ended_seen = True  # its last events may be on their way: one more poll
-                    continue
-                if run_id not in self.runs:
+                elif run_id not in self.runs:
                     await self._reap_if_abandoned(session_id, run_id, run)
             polls += 1
             await asyncio.sleep(poll_s)

@@ -128,4 +128,5 @@ async def run_events(
     """The caller's run's events after ``after``, then as they happen, to the last."""
     await visible_run(ctx, session_id, run_id)
     async for event in _live(ctx).follow(session_id, run_id, after):
-        yield event
+        if event is not None:  # no keep-alives asked for
+            yield event

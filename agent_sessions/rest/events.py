@@ -8,8 +8,6 @@ client that goes away stops only its own stream, never the run.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,7 +17,7 @@ from pymongo.errors import PyMongoError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from agent_sessions.agents.live import RunEvent
+from agent_sessions.agents.live import LiveRuns, RunEvent
 
 log = logging.getLogger("agent_sessions.rest")
 
@@ -72,40 +70,20 @@ def sse(event: RunEvent) -> bytes:
     )
 
 
-async def _with_keepalive(events: AsyncIterator[RunEvent]) -> AsyncIterator[bytes]:
-    queue: asyncio.Queue[RunEvent | None] = asyncio.Queue()
-
-    async def pump() -> None:
-        try:
-            async for event in events:
-                await queue.put(event)
-        except PyMongoError as exc:
-            # The client reconnects with Last-Event-ID, as SSE clients do.
-            log.warning("run events could not be read: %s", exc)
-        finally:
-            await queue.put(None)
-
-    task = asyncio.create_task(pump())
+async def _body(events: AsyncIterator[RunEvent | None]) -> AsyncIterator[bytes]:
     try:
-        while True:
-            try:
-                event = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
-            except TimeoutError:
-                yield b": keep-alive\n\n"
-                continue
-            if event is None:
-                return
-            yield sse(event)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        async for event in events:
+            yield b": keep-alive\n\n" if event is None else sse(event)
+    except PyMongoError as exc:
+        # The client reconnects with Last-Event-ID, as SSE clients do.
+        log.warning("run events could not be read: %s", exc)
 
 
-def event_stream(events: AsyncIterator[RunEvent]) -> Response:
-    return StreamingResponse(
-        _with_keepalive(events), media_type="text/event-stream", headers=SSE_HEADERS
-    )
+def event_stream(runs: LiveRuns, session_id: str, run_id: str, after: int = 0) -> Response:
+    """The run's events after ``after`` as they happen, a comment line every
+    ``KEEPALIVE_S`` while nothing does."""
+    events = runs.follow(session_id, run_id, after, KEEPALIVE_S)
+    return StreamingResponse(_body(events), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 def context_of(request: Request) -> Any:

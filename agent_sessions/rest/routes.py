@@ -375,7 +375,7 @@ async def run_agent(request: Request) -> Response:
         # Bad input, an unknown agent, another user's session: errors before any event.
         started = (await execute(request, events.START_RUN, variables))["startRun"]
         runs = events.context_of(request).runs
-        return events.event_stream(runs.follow(started["sessionId"], started["id"]))
+        return events.event_stream(runs, started["sessionId"], started["id"])
     run = (await execute(request, RUN_AGENT, variables))["runAgent"]
     response = {
         "runId": run["id"],
@@ -403,8 +403,7 @@ async def run_events(request: Request) -> Response:
     if after is None:
         raise RestError(400, {"error": "Last-Event-ID must be the id of an event of this run"})
     session_id, run_id = await _visible_run(request)
-    runs = events.context_of(request).runs
-    return events.event_stream(runs.follow(session_id, run_id, after))
+    return events.event_stream(events.context_of(request).runs, session_id, run_id, after)
 
 
 @endpoint

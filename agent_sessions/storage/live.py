@@ -34,10 +34,9 @@ RUN_EVENT_INDEXES: Indexes = [
     ([("session_id", ASCENDING)], {"name": "session"}),
     ([("at", ASCENDING)], {"name": "ttl", "expireAfterSeconds": EVENTS_TTL_S}),
 ]
-RUN_LEASE_INDEXES: Indexes = [
-    ([("expires_at", ASCENDING)], {"name": "expires"}),
-    ([("session_id", ASCENDING)], {"name": "session"}),
-]
+# None: the collection holds only the runs in progress, so a scan is cheap, and every index
+# would cost the write that stands between storing a run and its start event.
+RUN_LEASE_INDEXES: Indexes = []
 
 
 @dataclass(frozen=True, slots=True)
