@@ -20,8 +20,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pymongo.errors import PyMongoError
@@ -43,6 +42,15 @@ from .answers import (
     ToolCalled,
 )
 from .backends import AgentRunner, AgentTurn
+from .events import (
+    TERMINAL_EVENTS,
+    RunEvent,
+    Transcript,
+    openai_message,
+    replay_of,
+    start_payload,
+    terminal_event,
+)
 
 if TYPE_CHECKING:
     from agent_sessions.settings import AgentConfig, Settings
@@ -50,204 +58,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("agent_sessions.runs")
 
-TERMINAL_EVENTS = frozenset({"end", "error"})
 TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 INTERRUPTED = "interrupted: the server shut down before the run finished"
 ABANDONED = "interrupted: the server running it stopped"
 MAX_ANSWER_CHARS = 8_000_000  # a session document holds 16 MB; an answer past this fails
 FINISH_WRITE_S = 5.0  # what a run gets to store its end once it is told to stop
 CANCEL_WAIT_S = 5.0  # how long a cancel waits for the run to end before answering
-
-
-def rfc3339(t: datetime) -> str:
-    """The DateTime scalar's spelling: ``2026-05-06T10:00:00Z``, milliseconds if any."""
-    t = t.astimezone(UTC).replace(tzinfo=None)
-    return t.isoformat(timespec="milliseconds" if t.microsecond else "seconds") + "Z"
-
-
-@dataclass(frozen=True, slots=True)
-class RunEvent:
-    seq: int
-    name: str
-    data: dict[str, Any]
-
-    @property
-    def terminal(self) -> bool:
-        return self.name in TERMINAL_EVENTS
-
-
-def usage_payload(usage: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not usage:
-        return None
-    keys = ("input_tokens", "output_tokens", "reasoning_tokens", "total_tokens")
-    return {k: usage.get(k) for k in keys}
-
-
-def terminal_event(seq: int, session_id: str, run: dict[str, Any]) -> RunEvent:
-    """The last event of a run that ended as ``run`` says."""
-    if run["status"] == "FAILED":
-        data = {
-            "error": run.get("error") or "failed",
-            "run_id": run["id"],
-            "session_id": session_id,
-        }
-        return RunEvent(seq, "error", data)
-    data = {
-        "run_id": run["id"],
-        "session_id": session_id,
-        "status": run["status"],
-        "content": run.get("content"),
-        "usage": usage_payload(run.get("usage")),
-    }
-    return RunEvent(seq, "end", data)
-
-
-def replay_of(
-    session_id: str, run: dict[str, Any], messages: list[dict[str, Any]]
-) -> list[RunEvent]:
-    """The events of a finished run whose own events are gone (expired, or it was
-    recorded rather than run here), rebuilt from what is stored."""
-    out: list[tuple[str, dict[str, Any]]] = [("start", start_payload(session_id, run))]
-    if run.get("retrieved_context") or run.get("retrieval_diagnostics") is not None:
-        out.append(
-            (
-                "retrieval",
-                {
-                    "retrieved_context": run.get("retrieved_context") or [],
-                    "retrieval_diagnostics": run.get("retrieval_diagnostics"),
-                },
-            )
-        )
-    for m in messages:
-        for c in m.get("tool_calls") or ():
-            out.append(
-                ("tool_call", {"id": c["id"], "name": c["name"], "arguments": c.get("arguments")})
-            )
-        if m["role"] == "tool":
-            out.append(
-                (
-                    "tool_result",
-                    {
-                        "tool_call_id": m.get("tool_call_id"),
-                        "name": m.get("name"),
-                        "content": m.get("content"),
-                    },
-                )
-            )
-    if run.get("content"):
-        out.append(("delta", {"content": run["content"]}))
-    events = [RunEvent(n, name, data) for n, (name, data) in enumerate(out, 1)]
-    return [*events, terminal_event(len(events) + 1, session_id, run)]
-
-
-def start_payload(session_id: str, run: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "run_id": run["id"],
-        "session_id": session_id,
-        "agent_id": run.get("agent_id"),
-        "created_at": rfc3339(run["created_at"]),
-    }
-
-
-class Transcript:
-    """The messages a run adds after its user message, as its events build them: text goes
-    to the open assistant message, a tool call joins it, a tool result closes it."""
-
-    def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
-        self.messages: list[dict[str, Any]] = []
-        self._parts: list[str] | None = None  # the open assistant message's text so far
-        self._stored = 0  # messages[:_stored] are in the database
-        self._changed: set[int] = set()  # stored messages changed since
-        self.chars = 0
-
-    def _assistant(self) -> dict[str, Any]:
-        if self._parts is None:
-            self.messages.append(
-                message_document(
-                    role="assistant", content=None, run_id=self.run_id, created_at=now()
-                )
-            )
-            self._parts = []
-        self._touch()
-        return self.messages[-1]
-
-    def _touch(self) -> None:
-        if len(self.messages) <= self._stored:
-            self._changed.add(len(self.messages) - 1)
-
-    def delta(self, text: str) -> None:
-        self._assistant()
-        assert self._parts is not None
-        self._parts.append(text)
-        self.chars += len(text)
-
-    def tool_call(self, call: dict[str, Any]) -> None:
-        self._assistant().setdefault("tool_calls", []).append(call)
-
-    def tool_result(self, tool_call_id: str, name: str | None, content: str | None) -> None:
-        self._close()
-        self.messages.append(
-            message_document(
-                role="tool",
-                content=content,
-                run_id=self.run_id,
-                created_at=now(),
-                name=name,
-                tool_call_id=tool_call_id,
-            )
-        )
-        self.chars += len(content or "")
-
-    def _close(self) -> None:
-        if self._parts is not None:
-            self.messages[-1]["content"] = "".join(self._parts) or None
-            self._parts = None
-
-    def _materialize(self) -> None:
-        if self._parts is not None:
-            self.messages[-1]["content"] = "".join(self._parts) or None
-
-    @property
-    def content(self) -> str | None:
-        """The answer so far: the last assistant message's text."""
-        self._materialize()
-        return next(
-            (m.get("content") for m in reversed(self.messages) if m["role"] == "assistant"), None
-        )
-
-    def end(self) -> None:
-        """A completed answer ends with an assistant message, as every stored run does."""
-        self._close()
-        if not self.messages or self.messages[-1]["role"] != "assistant":
-            self.messages.append(
-                message_document(
-                    role="assistant", content=None, run_id=self.run_id, created_at=now()
-                )
-            )
-
-    @property
-    def stored_any(self) -> bool:
-        return self._stored > 0
-
-    def pending(self) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
-        """What changed since ``stored()``: fields of stored messages, by id; new messages."""
-        self._materialize()
-        changes = {
-            self.messages[i]["id"]: {
-                "content": self.messages[i].get("content"),
-                "tool_calls": self.messages[i].get("tool_calls"),
-            }
-            for i in sorted(self._changed)
-        }
-        return changes, [dict(m) for m in self.messages[self._stored :]]
-
-    def stored(self, new: int) -> None:
-        """The changes ``pending()`` gave, ``new`` messages among them, are stored."""
-        self._changed.clear()
-        self._stored += new
-        if self._parts is not None and len(self.messages) == self._stored:
-            self._changed.add(self._stored - 1)  # the open message keeps growing
 
 
 class LiveRun:
@@ -454,8 +270,9 @@ class LiveRun:
     async def _flush(self) -> None:
         """Store what is new since the last flush, and renew (or read) the lease; the
         three writes go out together."""
-        changes, new = self.transcript.pending()
-        progress = bool(changes or new or self._run_changes)
+        changes, new, mark = self.transcript.pending()
+        run_changes, self._run_changes = self._run_changes, {}  # later ones: the next flush
+        progress = bool(changes or new or run_changes)
         events = self.events[self._flushed :]
         writes: dict[str, Any] = {"lease": self._lease()}
         if progress:
@@ -463,7 +280,7 @@ class LiveRun:
                 session_id=self.session_id,
                 run_id=self.run_id,
                 owner=self.owner,
-                changes={"content": self.transcript.content} | self._run_changes,
+                changes={"content": self.transcript.content} | run_changes,
                 message_changes=changes,
                 new_messages=new,
             )
@@ -473,9 +290,10 @@ class LiveRun:
             zip(writes, await asyncio.gather(*writes.values(), return_exceptions=True), strict=True)
         )
         if done.get("progress") is True:
-            self.transcript.stored(len(new))
-            self._run_changes = {}
-        elif done.get("progress") is False:
+            self.transcript.stored(mark)
+        elif progress and done["progress"] is not False:  # not stored: the next flush's
+            self._run_changes = run_changes | self._run_changes
+        if done.get("progress") is False:
             self.stop("lost")  # ended by someone else, or the session was deleted
         if events and not isinstance(done["events"], BaseException):
             self._flushed += len(events)
@@ -529,7 +347,7 @@ class LiveRun:
             else:
                 if status == "COMPLETED":
                     self.transcript.end()
-                message_changes, new = self.transcript.pending()
+                message_changes, new, _ = self.transcript.pending()
                 changes |= {
                     "content": self.transcript.content,
                     "retrieved_context": self.chunks,
@@ -642,25 +460,6 @@ def _failure(exc: Exception) -> str:
     if isinstance(exc, PyMongoError):
         return "the answer could not be stored"
     return f"the run failed ({type(exc).__name__})"
-
-
-def openai_message(m: dict[str, Any]) -> dict[str, Any]:
-    """A stored message in OpenAI's chat format."""
-    out: dict[str, Any] = {"role": m["role"], "content": m.get("content")}
-    if m["role"] == "assistant" and m.get("tool_calls"):
-        out["tool_calls"] = [
-            {
-                "id": c["id"],
-                "type": "function",
-                "function": {"name": c["name"], "arguments": c.get("arguments")},
-            }
-            for c in m["tool_calls"]
-        ]
-    if m["role"] == "tool":
-        out["tool_call_id"] = m.get("tool_call_id")
-        if m.get("name") is not None:
-            out["name"] = m["name"]
-    return out
 
 
 class ServerStopping(Exception):

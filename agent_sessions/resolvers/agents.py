@@ -15,7 +15,8 @@ from typing import Any
 
 from pymongo.errors import PyMongoError
 
-from agent_sessions.agents.live import LiveRun, RunEvent, ServerStopping
+from agent_sessions.agents.events import RunEvent
+from agent_sessions.agents.live import LiveRun, ServerStopping
 from agent_sessions.errors import (
     AgentFailed,
     BadInput,

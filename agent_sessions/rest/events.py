@@ -17,7 +17,8 @@ from pymongo.errors import PyMongoError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from agent_sessions.agents.live import LiveRuns, RunEvent
+from agent_sessions.agents.events import RunEvent
+from agent_sessions.agents.live import LiveRuns
 
 log = logging.getLogger("agent_sessions.rest")
 

@@ -197,7 +197,7 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "responses": {
                     "200": _event_stream(
-                        "With Accept: text/event-stream or \"stream\": true: the run's events "
+                        'With Accept: text/event-stream or "stream": true: the run\'s events '
                         "as server-sent events, start first, end or error last."
                     ),
                     "201": _json(_ref(shapes.AgentRunResponse), "The finished run."),

@@ -8,7 +8,7 @@ from enum import Enum
 import strawberry
 from strawberry import ID, Info
 
-from agent_sessions.agents.live import RunEvent as StoredRunEvent
+from agent_sessions.agents.events import RunEvent as StoredRunEvent
 from agent_sessions.resolvers import agents
 
 from .enums import RunStatus
