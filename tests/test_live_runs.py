@@ -487,3 +487,29 @@ async def test_deleting_a_session_deletes_its_run_events(
         assert stored.count_documents({"session_id": session_id}) > 0
         assert (await http.delete(f"/api/sessions/{session_id}")).status_code == 204
         assert stored.count_documents({"session_id": session_id}) == 0
+
+
+async def test_another_users_run_is_404_for_events_and_cancel(storage: Any, tmp_path: Any) -> None:
+    from agent_sessions.app import build_app
+    from agent_sessions.settings import Settings
+
+    app = build_app(Settings(data_dir=tmp_path, admin_key="adm", **FAST), storage=storage)
+    transport = httpx.ASGITransport(app=app)
+    admin = {"Authorization": "Bearer adm"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        created = await client.post("/graphql", headers=admin, json={
+            "query": 'mutation { createApiKey(userId: "bob") { key } }'})  # fmt: skip
+        bob = {"Authorization": f"Bearer {created.json()['data']['createApiKey']['key']}"}
+        record = "mutation($i: RecordRunInput!) { recordRun(input: $i) { id } }"
+        run = {"sessionId": "alice-s", "runId": "r1", "userId": "alice", "agentId": "a",
+               "status": "RUNNING", "messages": [{"role": "USER", "content": "hi"}]}  # fmt: skip
+        await client.post("/graphql", headers=admin, json={"query": record, "variables": {"i": run}})
+        for method, path in (("GET", "events"), ("POST", "cancel")):
+            theirs = await client.request(method, f"/api/sessions/alice-s/runs/r1/{path}", headers=bob)
+            missing = await client.request(method, f"/api/sessions/nope/runs/r1/{path}", headers=bob)
+            assert (theirs.status_code, theirs.json()) == (missing.status_code, missing.json())
+            assert theirs.status_code == 404
+        # The run is untouched by bob's cancel; the owner's administrator can cancel it.
+        cancel = await client.post("/api/sessions/alice-s/runs/r1/cancel", headers=admin)
+        assert cancel.json()["status"] == "CANCELLED"
+    await app.state.services.agents.aclose()
