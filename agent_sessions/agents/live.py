@@ -137,7 +137,8 @@ class LiveRun:
                     yield event
                 return
             try:
-                await asyncio.wait_for(wake.wait(), keepalive_s)
+                async with asyncio.timeout(keepalive_s):  # no task per wait, as wait_for makes
+                    await wake.wait()
             except TimeoutError:
                 yield None
 
