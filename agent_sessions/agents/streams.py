@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -39,11 +40,18 @@ def _media_type(response: httpx.Response) -> str:
     return response.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
+def _exact(text: str | bytes) -> Any:
+    """JSON that may be stored (an agent's answer): the standard parser keeps integers
+    beyond 64 bits as they are, so the checks before storing refuse them, where orjson
+    would turn them into floats silently. Chat-completion chunks (text) take orjson."""
+    return json.loads(text)
+
+
 async def _json_body(response: httpx.Response) -> Any:
     body = await response.aread()
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
+        return _exact(body)
+    except ValueError:
         raise AgentBackendError("the agent backend's answer is not JSON") from None
 
 
@@ -230,8 +238,8 @@ async def _ndjson(response: httpx.Response) -> AsyncIterator[tuple[str, Any]]:
         if not line.strip():
             continue
         try:
-            item = orjson.loads(line)
-        except orjson.JSONDecodeError:
+            item = _exact(line)
+        except ValueError:
             raise AgentBackendError(f"the agent backend's stream line {n} is not JSON") from None
         if not isinstance(item, dict) or not isinstance(item.get("event"), str):
             raise AgentBackendError(
@@ -243,8 +251,8 @@ async def _ndjson(response: httpx.Response) -> AsyncIterator[tuple[str, Any]]:
 async def _sse(response: httpx.Response) -> AsyncIterator[tuple[str, Any]]:
     async for sse in EventSource(response).aiter_sse():
         try:
-            data = orjson.loads(sse.data) if sse.data else None
-        except orjson.JSONDecodeError:
+            data = _exact(sse.data) if sse.data else None
+        except ValueError:
             raise AgentBackendError(f"the agent backend's {sse.event} event is not JSON") from None
         yield sse.event, data
 
