@@ -1,7 +1,9 @@
-"""The Starlette application: /graphql, the REST shim under /api, /healthz, /metrics.
+"""The Starlette application: /graphql (HTTP and WebSocket), the REST shim under /api,
+/healthz, /metrics.
 
-The lifespan opens storage (starting the embedded database when no MONGODB_URI is set)
-and closes it. Every error a client can see is JSON; no stack trace leaves the process.
+The lifespan opens storage (starting the embedded database when no MONGODB_URI is set),
+starts the reaper of abandoned runs, and at shutdown drains the runs in progress before
+closing storage. Every error a client can see is JSON; no stack trace leaves the process.
 ``/graphql`` follows the GraphQL-over-HTTP spec: ``application/json`` as before, and
 ``application/graphql-response+json`` (when the client accepts it) with 4xx statuses for
 requests that cannot be executed.
@@ -27,19 +29,21 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from agent_sessions.agents import AgentRunner
+from agent_sessions.agents.live import LiveRuns
 from agent_sessions.errors import ServiceError, Unauthenticated
 from agent_sessions.observability import (
     DATABASE_UP,
     RUNS,
-    CommandMetrics,
     RequestLog,
     configure_logging,
     metrics_exposition,
+    observe_command,
 )
 from agent_sessions.resolvers.context import Context
 from agent_sessions.resolvers.identity import authenticate
@@ -50,6 +54,8 @@ from agent_sessions.schema import build_schema
 from agent_sessions.schema.enums import RunStatus
 from agent_sessions.settings import Settings, load_settings
 from agent_sessions.storage import EmbeddedServer, Storage
+from agent_sessions.storage.monitoring import CommandTimer
+from agent_sessions.subscriptions import SocketView
 
 log = logging.getLogger("agent_sessions")
 
@@ -129,6 +135,8 @@ class Services:
         self._storage = storage
         self.agents = AgentRunner(settings.agents)
         self.runs_counted_at = -RUNS_COUNTED_EVERY_S  # when /metrics last counted runs
+        self.runs = LiveRuns(self.agents, lambda: self.storage, settings)
+        self.socket_view = SocketView(self)
 
     @property
     def storage(self) -> Storage:
@@ -145,9 +153,14 @@ class Services:
         request.state.user_id = caller.user_id  # for the request's log line
         request_id = getattr(request.state, "request_id", None)
         if request_id is None:  # an app served without RequestLog in front (tests)
-            return Context(self.storage, self.settings, caller, agents=self.agents)
+            return Context(self.storage, self.settings, caller, agents=self.agents, runs=self.runs)
         return Context(
-            self.storage, self.settings, caller, agents=self.agents, request_id=request_id
+            self.storage,
+            self.settings,
+            caller,
+            agents=self.agents,
+            runs=self.runs,
+            request_id=request_id,
         )
 
 
@@ -176,10 +189,17 @@ async def _graphql(request: Request, services: Services) -> Response:
     try:
         return await services.view.run(request, context=context)
     except GraphQLHTTPException as exc:
+        reason = exc.reason
+        if reason.startswith("subscriptions are not allowed"):
+            reason += "; subscribe over a WebSocket at /graphql (graphql-transport-ws)"
         headers = {"Allow": "GET, POST"} if exc.status_code == 405 else None
-        response = graphql_error(exc.reason, "BAD_USER_INPUT", exc.status_code)
+        response = graphql_error(reason, "BAD_USER_INPUT", exc.status_code)
         response.headers.update(headers or {})
         return response
+
+
+async def graphql_socket(websocket: WebSocket) -> None:
+    await websocket.app.state.services.socket_view.run(websocket)
 
 
 async def healthz(request: Request) -> Response:
@@ -243,10 +263,14 @@ class LoopbackOnly:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] in ("http", "websocket"):
             host = dict(scope["headers"]).get(b"host", b"")
             if not is_loopback(_host_name(host)):
                 message = "without an admin key this server answers only loopback host names"
+                if scope["type"] == "websocket":  # refused before the handshake: HTTP 403
+                    await receive()  # websocket.connect
+                    await send({"type": "websocket.close", "code": 1008, "reason": message})
+                    return
                 await error_response(message, 421)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -335,7 +359,7 @@ def build_app(
     starter stops it; otherwise the lifespan opens storage (starting the embedded
     database when no MongoDB URI is set) and closes it."""
     services = Services(settings, storage)
-    listeners = [CommandMetrics()]
+    listeners = [CommandTimer(observe_command)]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -356,11 +380,14 @@ def build_app(
                 join=worker,
             )
         orphan_watch = asyncio.create_task(_exit_when_orphaned()) if worker else None
+        services.runs.start_reaper()
         try:
             yield
         finally:
             if orphan_watch is not None:
                 orphan_watch.cancel()
+            # No new runs from here; the ones in progress get run_drain_s to finish.
+            await services.runs.drain(settings.run_drain_s)
             await services.agents.aclose()
             if owned and services._storage is not None:
                 await services._storage.close(stop_embedded=embedded is None)
@@ -368,6 +395,7 @@ def build_app(
 
     routes = [
         Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql_socket),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         *rest_routes,

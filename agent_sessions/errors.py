@@ -83,4 +83,14 @@ class DatabaseUnavailable(ServiceError):
         super().__init__(message)
 
 
+class ShuttingDown(ServiceError):
+    """The server is stopping: it finishes the runs it has and starts no new ones."""
+
+    code = "SHUTTING_DOWN"
+    status = 503
+
+    def __init__(self, message: str = "the server is shutting down; try again shortly") -> None:
+        super().__init__(message)
+
+
 FORBIDDEN_ACT_FOR_OTHERS = "only administrators may act for another user"

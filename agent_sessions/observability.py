@@ -34,12 +34,6 @@ from prometheus_client import (
     multiprocess,
     values,
 )
-from pymongo.monitoring import (
-    CommandFailedEvent,
-    CommandListener,
-    CommandStartedEvent,
-    CommandSucceededEvent,
-)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LogFormat = Literal["auto", "json", "text"]
@@ -163,23 +157,12 @@ RUNS = Gauge(
     multiprocess_mode="mostrecent",
 )
 
-_UNCOUNTED = frozenset({"hello", "ismaster", "isMaster", "endSessions"})
 
-
-class CommandMetrics(CommandListener):
-    """Feeds the database histograms from the driver's own command events."""
-
-    def started(self, event: CommandStartedEvent) -> None:
-        pass
-
-    def succeeded(self, event: CommandSucceededEvent) -> None:
-        if event.command_name not in _UNCOUNTED:
-            DB_LATENCY.labels(event.command_name).observe(event.duration_micros / 1e6)
-
-    def failed(self, event: CommandFailedEvent) -> None:
-        if event.command_name not in _UNCOUNTED:
-            DB_LATENCY.labels(event.command_name).observe(event.duration_micros / 1e6)
-            DB_FAILURES.labels(event.command_name).inc()
+def observe_command(name: str, seconds: float, failed: bool) -> None:
+    """Feeds the database histograms (storage.monitoring.CommandTimer calls it)."""
+    DB_LATENCY.labels(name).observe(seconds)
+    if failed:
+        DB_FAILURES.labels(name).inc()
 
 
 def metrics_exposition() -> tuple[bytes, str]:

@@ -93,6 +93,12 @@ class Settings(BaseSettings):
     # a comma-separated list or a JSON array.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     metrics_public: bool = False  # key mode: /metrics without a key
+    # Live runs (README "Live runs"): how often a streaming run stores its progress, how
+    # long a run's lease lasts unrenewed before another server may end it, and how long
+    # in-flight runs get to finish when the server shuts down.
+    run_flush_s: float = Field(default=0.5, gt=0, le=60)
+    run_lease_s: float = Field(default=15.0, ge=1, le=3600)
+    run_drain_s: float = Field(default=5.0, ge=0, le=3600)
     agents: dict[str, AgentConfig] = Field(default_factory=dict)
 
     @field_validator("log_level", mode="before")
@@ -137,6 +143,14 @@ class Settings(BaseSettings):
                 raise FileNotFoundError(f"config file not found: {path}")
             sources += (TomlConfigSettingsSource(settings_cls, toml_file=path),)
         return sources
+
+    @model_validator(mode="after")
+    def _lease_outlasts_flushes(self) -> Settings:
+        # A run renews its lease at its flushes; a lease shorter than a few of them would
+        # let another server take a live run for an abandoned one.
+        if self.run_lease_s < 3 * self.run_flush_s:
+            raise ValueError("run_lease_s must be at least 3 times run_flush_s")
+        return self
 
     @property
     def auth_enabled(self) -> bool:

@@ -33,7 +33,7 @@ from agent_sessions.settings import Settings
 from agent_sessions.storage import Storage
 from agent_sessions.storage.embedded import start_embedded
 
-from . import data, load, transfer
+from . import data, load, streaming, transfer
 from .surfaces import (
     CHAT_VIEW,
     FLOOR_ROUTES,
@@ -59,6 +59,14 @@ RATIOS = {
     "append_floor_1000_vs_10": ("floor_append_many", "floor_append_few"),
     "append_floor_10000_vs_10": ("floor_append_huge", "floor_append_few"),
 }
+
+
+# The live-run rows (bench/streaming.py), top-level keys in --json.
+STREAMING_KEYS = (
+    "first_delta_overhead_ms",
+    "start_event_vs_record",
+    "stream_db_writes_2000_tokens",
+)
 
 
 @dataclass
@@ -337,6 +345,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             t = time.perf_counter()
             results["transfer"] = asyncio.run(transfer.run(server.uri, args.quick))
             print(f"transfer measured in {time.perf_counter() - t:.1f}s", file=sys.stderr)
+            t = time.perf_counter()
+            results["streaming"] = streaming.measure(server.uri, args.quick)
+            print(f"streaming measured in {time.perf_counter() - t:.1f}s", file=sys.stderr)
         finally:
             server.stop()
     figures = report(requests, results, args.quick)
@@ -375,6 +386,8 @@ def report(requests: list[Request], results: dict[str, Any], quick: bool) -> dic
         "latency_ms": latency,
         "dump_fields": results["dump_fields"],
         "long_session": results["long"],
+        **{k: results["streaming"][k] for k in STREAMING_KEYS},
+        "streaming": results["streaming"],
         "quick": quick,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         **results["transfer"],  # export_vs_driver, import_vs_driver (speeds), transfer
@@ -399,6 +412,8 @@ def report(requests: list[Request], results: dict[str, Any], quick: bool) -> dic
     )
     print(f"| fixed_ms (one-field query, in-process, compiled) | {out['fixed_ms']:.3f} |")
     print(f"| fixed_ms_normal (the same, normal execution) | {out['fixed_ms_normal']:.3f} |")
+    print()
+    print(streaming.table(results["streaming"]))
     print()
     print("| request | db commands | db bytes |\n|---|---:|---:|")
     for name, count in out["db_commands"].items():

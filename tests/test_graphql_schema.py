@@ -83,11 +83,14 @@ def test_pinned_type_is_served_exactly(name: str) -> None:
 
 def test_additions_are_the_documented_ones() -> None:
     added_types = set(_named_types(SERVED)) - set(_named_types(PINNED))
-    assert added_types == {"SessionPage"}
+    assert added_types == {"SessionPage", "Subscription", "RunEvent", "RunEventType"}
     query = SERVED.type_map["Query"]
     assert set(query.fields) - set(PINNED.type_map["Query"].fields) == {"sessionPage"}  # type: ignore[attr-defined]
     assert set(query.fields["sessions"].args) - {"filter", "first", "after"} == {"last", "before"}  # type: ignore[attr-defined]
     mutation = SERVED.type_map["Mutation"]
+    added_mutations = set(mutation.fields) - set(PINNED.type_map["Mutation"].fields)  # type: ignore[attr-defined]
+    assert added_mutations == {"startRun", "cancelRun"}
+    assert set(SERVED.type_map["Subscription"].fields) == {"runEvents"}  # type: ignore[attr-defined]
     assert set(mutation.fields["runAgent"].args) - set(
         PINNED.type_map["Mutation"].fields["runAgent"].args
     ) == {"userId"}  # type: ignore[attr-defined]

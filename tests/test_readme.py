@@ -31,7 +31,7 @@ def curl_commands() -> list[str]:
 
 
 def test_readme_has_curl_examples() -> None:
-    assert len(curl_commands()) == 7
+    assert len(curl_commands()) == 8
 
 
 def readme_config(backend: AgentBackend, tmp_path: Path) -> Path:
@@ -57,6 +57,7 @@ def test_readme_curl_examples_work(mongo_uri: str, tmp_path: Path) -> None:
             )
             assert result.returncode == 0, (command, result.stderr)
             outputs.append(result.stdout.strip())
+    streamed = outputs.pop()  # the Live runs example: server-sent events
     bodies = [json.loads(line) for line in outputs if line != "204"]
     for body in bodies:
         assert "errors" not in body, body
@@ -78,6 +79,12 @@ def test_readme_curl_examples_work(mongo_uri: str, tmp_path: Path) -> None:
     assert outputs[-2] == "204"
     assert agent_run["status"] == "COMPLETED"
     assert agent_run["content"] == "answer to: What is our Q1 revenue? (2 messages)"
+    events = [dict(line.split(": ", 1) for line in block.splitlines())
+              for block in streamed.split("\n\n")]  # fmt: skip
+    assert [e["event"] for e in events] == ["start", "delta", "end"]
+    assert [e["id"] for e in events] == ["1", "2", "3"]
+    end = json.loads(events[-1]["data"])
+    assert (end["status"], end["content"]) == ("COMPLETED", "answer to: And Q2? (2 messages)")
     assert backend.received[0]["messages"][0] == {
         "role": "system",
         "content": "You answer finance questions.",

@@ -71,6 +71,8 @@ def test_document_is_openapi_3_1(live: LiveServer) -> None:
         "/api/sessions/{session_id}/messages",
         "/api/sessions/{session_id}/runs",
         "/api/sessions/{session_id}/runs/{run_id}/retrieved-context",
+        "/api/sessions/{session_id}/runs/{run_id}/events",
+        "/api/sessions/{session_id}/runs/{run_id}/cancel",
     }
 
 

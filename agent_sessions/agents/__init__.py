@@ -1,11 +1,13 @@
-"""Agent backends: the HTTP clients that ask an agent for the next answer.
+"""Agents: the backends that answer (``backends``, over the wire formats in ``streams``)
+and the runs in progress that ask them (``live``).
 
-``openai`` talks to any OpenAI-compatible ``/chat/completions`` server; ``http`` posts the
-turn to the user's own agent service. Both take the replayed history in OpenAI's message
-format and return an ``AgentReply``; every failure (HTTP error, timeout, malformed
-answer) is an ``AgentBackendError`` with a message fit for the stored run.
+``openai`` talks to any OpenAI-compatible ``/chat/completions`` server (streaming);
+``http`` posts the turn to the user's own agent service, which answers with one JSON
+reply or a stream of events. Every failure is an ``AgentBackendError`` with a message fit
+for the stored run.
 """
 
-from .backends import AgentBackendError, AgentReply, AgentRunner, AgentTurn
+from .answers import AgentBackendError, AgentReply
+from .backends import AgentRunner, AgentTurn
 
 __all__ = ["AgentBackendError", "AgentReply", "AgentRunner", "AgentTurn"]

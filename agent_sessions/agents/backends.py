@@ -1,20 +1,27 @@
-"""The two kinds of agent backend, over one shared ``httpx.AsyncClient``."""
+"""The two kinds of agent backend, over one shared ``httpx.AsyncClient``.
+
+A backend call is a stream of ``BackendEvent``s ending with ``Finished``: an answer that
+streams (OpenAI's chunks, or an ``http`` agent's NDJSON or SSE events) yields its pieces
+as they arrive; a backend that answers with one JSON document yields the same events at
+once. Every failure is an ``AgentBackendError`` whose message names the agent and the
+backend URL (never its key).
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent_sessions.settings import AgentConfig
 
+from . import streams
+from .answers import AgentBackendError, BackendEvent
+
 Message = dict[str, Any]
-
-
-class AgentBackendError(Exception):
-    """The backend did not produce an answer; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,71 +36,14 @@ class AgentTurn:
     reasoning: dict[str, Any] | None  # {enabled, effort, budget_tokens}
 
 
-class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class ReplyToolCall(_Lenient):
-    id: str = Field(min_length=1)
-    name: str = Field(min_length=1)
-    arguments: str | None = None
-
-
-class ReplyMessage(_Lenient):
-    role: Literal["assistant", "tool", "system"]
-    content: str | None = None
-    name: str | None = None
-    tool_calls: list[ReplyToolCall] | None = None
-    tool_call_id: str | None = None
-
-
-# What the API can serve back: GraphQL's Int is 32 bits, and JSON has no NaN or infinity.
-Score = Annotated[float, Field(allow_inf_nan=False)]
-Tokens = Annotated[int, Field(ge=0, le=2**31 - 1)]
-
-
-class ReplyChunk(_Lenient):
-    id: str = Field(min_length=1)
-    text: str
-    score: Score | None = None
-    retrieval_score: Score | None = None
-    reranker_score: Score | None = None
-    source_id: str | None = None
-    source_name: str | None = None
-    knowledge_base_id: str | None = None
-    kb_name: str | None = None
-    indexing_strategy: str | None = None
-    meta: dict[str, Any] = Field(default_factory=dict)
-    included_in_context: bool = True
-
-
-class ReplyUsage(_Lenient):
-    input_tokens: Tokens | None = None
-    output_tokens: Tokens | None = None
-    reasoning_tokens: Tokens | None = None
-    total_tokens: Tokens | None = None
-
-
-class AgentReply(_Lenient):
-    """An agent's answer: ``http`` agents send it as is; ``openai`` answers are mapped to it."""
-
-    content: str | None
-    messages: list[ReplyMessage] | None = None
-    retrieved_context: list[ReplyChunk] | None = None
-    retrieval_diagnostics: dict[str, Any] | None = None
-    usage: ReplyUsage | None = None
-
-
-def _openai_usage(usage: Any) -> ReplyUsage | None:
-    if not isinstance(usage, dict):
-        return None
-    details = usage.get("completion_tokens_details") or {}
-    return ReplyUsage(
-        input_tokens=usage.get("prompt_tokens"),
-        output_tokens=usage.get("completion_tokens"),
-        reasoning_tokens=details.get("reasoning_tokens") if isinstance(details, dict) else None,
-        total_tokens=usage.get("total_tokens"),
-    )
+def public_url(url: str) -> str:
+    """``url`` without credentials, query or fragment: fit for an error message."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 class AgentRunner:
@@ -111,78 +61,78 @@ class AgentRunner:
     def get(self, agent_id: str) -> AgentConfig | None:
         return self.agents.get(agent_id)
 
-    async def ask(self, agent: AgentConfig, turn: AgentTurn) -> AgentReply:
-        """The agent's answer to ``turn``; raises ``AgentBackendError``."""
-        try:
-            if agent.backend == "openai":
-                return await self._openai(agent, turn)
-            return await self._http(agent, turn)
-        except httpx.TimeoutException:
-            raise AgentBackendError(
-                f"the agent backend did not answer within {agent.timeout_s:g}s"
-            ) from None
-        except httpx.HTTPError as exc:
-            raise AgentBackendError(f"the agent backend could not be reached: {exc}") from None
+    @staticmethod
+    def url(agent: AgentConfig) -> str:
+        if agent.backend == "openai":
+            return str(agent.base_url).rstrip("/") + "/chat/completions"
+        return str(agent.url)
 
-    async def _post(
-        self, url: str, body: dict[str, Any], agent: AgentConfig, headers: dict[str, str]
-    ) -> Any:
-        response = await self.client.post(url, json=body, headers=headers, timeout=agent.timeout_s)
-        if response.status_code >= 400:
-            snippet = response.text[:200]
-            raise AgentBackendError(f"the agent backend answered {response.status_code}: {snippet}")
-        try:
-            return response.json()
-        except ValueError:
-            raise AgentBackendError("the agent backend's answer is not JSON") from None
-
-    async def _openai(self, agent: AgentConfig, turn: AgentTurn) -> AgentReply:
-        messages: list[Message] = []
-        if agent.system_prompt:
-            messages.append({"role": "system", "content": agent.system_prompt})
-        messages += turn.history
-        messages.append({"role": "user", "content": turn.message})
-        body: dict[str, Any] = {"model": agent.model, "messages": messages}
-        reasoning = turn.reasoning
-        if reasoning and reasoning.get("enabled") and reasoning.get("effort"):
-            body["reasoning_effort"] = reasoning["effort"]
-        headers = {}
+    def failure(self, agent_id: str, agent: AgentConfig, why: str) -> AgentBackendError:
+        """An error that names the agent and where it was asked, never its key."""
         if agent.api_key is not None:
-            headers["Authorization"] = f"Bearer {agent.api_key.get_secret_value()}"
-        url = str(agent.base_url).rstrip("/") + "/chat/completions"
-        answer = await self._post(url, body, agent, headers)
-        try:
-            message = answer["choices"][0]["message"]
-            content = message.get("content")
-            if content is not None and not isinstance(content, str):
-                raise TypeError
-            calls = [
-                ReplyToolCall(
-                    id=c["id"], name=c["function"]["name"], arguments=c["function"].get("arguments")
-                )
-                for c in message.get("tool_calls") or ()
-            ]
-            usage = _openai_usage(answer.get("usage"))
-        except (KeyError, IndexError, TypeError, AttributeError, ValidationError):
-            raise AgentBackendError("the agent backend's answer is not a chat completion") from None
-        reply = ReplyMessage(role="assistant", content=content, tool_calls=calls or None)
-        return AgentReply(content=content, messages=[reply], usage=usage)
+            why = why.replace(agent.api_key.get_secret_value(), "***")
+        return AgentBackendError(f"agent {agent_id} ({public_url(self.url(agent))}): {why}")
 
-    async def _http(self, agent: AgentConfig, turn: AgentTurn) -> AgentReply:
-        body = {
-            "session_id": turn.session_id,
-            "run_id": turn.run_id,
-            "agent_id": turn.agent_id,
-            "message": turn.message,
-            "history": turn.history,
-            "reasoning": turn.reasoning,
-        }
-        answer = await self._post(str(agent.url), body, agent, {})
+    def timed_out(self, agent_id: str, agent: AgentConfig) -> AgentBackendError:
+        return self.failure(
+            agent_id, agent, f"the agent backend did not answer within {agent.timeout_s:g}s"
+        )
+
+    async def stream(self, agent: AgentConfig, turn: AgentTurn) -> AsyncIterator[BackendEvent]:
+        """The backend's answer to ``turn`` as events; raises ``AgentBackendError``.
+
+        The caller holds the deadline (``agent.timeout_s`` for the whole call, see
+        ``timed_out``): httpx's own timeout is per read, so a backend that trickles a byte
+        at a time would never trip it.
+        """
         try:
-            return AgentReply.model_validate(answer)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(map(str, first["loc"])) or "answer"
-            raise AgentBackendError(
-                f"the agent backend's answer is malformed at {where}: {first['msg']}"
-            ) from None
+            async with self._request(agent, turn) as response:
+                if response.status_code >= 400:
+                    snippet = (await response.aread())[:200].decode("utf-8", "replace")
+                    raise AgentBackendError(
+                        f"the agent backend answered {response.status_code}: {snippet}"
+                    )
+                parse = streams.openai if agent.backend == "openai" else streams.http_agent
+                async for event in parse(response):
+                    yield event
+        except AgentBackendError as exc:
+            raise self.failure(turn.agent_id, agent, str(exc)) from None
+        except httpx.TimeoutException:
+            raise self.timed_out(turn.agent_id, agent) from None
+        except httpx.HTTPError as exc:
+            why = f"the agent backend could not be reached: {exc}"
+            if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+                why = f"the connection to the agent backend broke: {exc}"
+            raise self.failure(turn.agent_id, agent, why) from None
+
+    def _request(self, agent: AgentConfig, turn: AgentTurn) -> Any:
+        headers = {"Accept": "text/event-stream, application/x-ndjson, application/json"}
+        if agent.backend == "openai":
+            messages: list[Message] = []
+            if agent.system_prompt:
+                messages.append({"role": "system", "content": agent.system_prompt})
+            messages += turn.history
+            messages.append({"role": "user", "content": turn.message})
+            body: dict[str, Any] = {
+                "model": agent.model,
+                "messages": messages,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            }
+            reasoning = turn.reasoning
+            if reasoning and reasoning.get("enabled") and reasoning.get("effort"):
+                body["reasoning_effort"] = reasoning["effort"]
+            if agent.api_key is not None:
+                headers["Authorization"] = f"Bearer {agent.api_key.get_secret_value()}"
+        else:
+            body = {
+                "session_id": turn.session_id,
+                "run_id": turn.run_id,
+                "agent_id": turn.agent_id,
+                "message": turn.message,
+                "history": turn.history,
+                "reasoning": turn.reasoning,
+            }
+        return self.client.stream(
+            "POST", self.url(agent), json=body, headers=headers, timeout=agent.timeout_s
+        )

@@ -1,26 +1,27 @@
-"""``runAgent`` (and ``POST /api/agents/{agentId}/runs`` through it): store the user's
-message as a RUNNING run, replay the session's history to the agent, store the answer.
+"""Agent runs: ``startRun`` (and the streaming ``POST /api/agents/{agentId}/runs``),
+``runAgent`` (the same, waiting for the end), ``cancelRun`` and following a run's events.
 
-The run is written before the backend is called, so the user's message is never lost;
-the finishing write runs to the end even if the client goes away meanwhile.
+A run is stored RUNNING (with the user's message) before the backend is called, so the
+message is never lost; from then on the run is a task of this process (``agents.live``)
+that ends it COMPLETED, FAILED or CANCELLED whatever happens to the request that started
+it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
-from agent_sessions.agents import AgentBackendError, AgentReply, AgentTurn
+from agent_sessions.agents.events import RunEvent
+from agent_sessions.agents.live import LiveRun, ServerStopping
 from agent_sessions.errors import (
     AgentFailed,
     BadInput,
     DatabaseUnavailable,
     NotFound,
-    SessionTooLarge,
-    TooLarge,
+    ShuttingDown,
 )
-from agent_sessions.storage.model import MessageSpec
 from agent_sessions.storage.sessions import (
     StorageFailed,
     message_document,
@@ -30,31 +31,9 @@ from agent_sessions.storage.sessions import (
 )
 
 from .context import Context
-from .validation import check_json_keys, client_id, name, non_blank
-
-log = logging.getLogger("agent_sessions.agents")
+from .validation import client_id, name, non_blank
 
 MAX_MESSAGE_CHARS = 1_000_000
-HISTORY_FIELDS = frozenset({"id", "role", "content", "name", "tool_calls", "tool_call_id"})
-
-
-def openai_message(m: dict[str, Any]) -> dict[str, Any]:
-    """A stored message in OpenAI's chat format."""
-    out: dict[str, Any] = {"role": m["role"], "content": m.get("content")}
-    if m["role"] == "assistant" and m.get("tool_calls"):
-        out["tool_calls"] = [
-            {
-                "id": c["id"],
-                "type": "function",
-                "function": {"name": c["name"], "arguments": c.get("arguments")},
-            }
-            for c in m["tool_calls"]
-        ]
-    if m["role"] == "tool":
-        out["tool_call_id"] = m.get("tool_call_id")
-        if m.get("name") is not None:
-            out["name"] = m["name"]
-    return out
 
 
 def _check_message(message: Any) -> str:
@@ -65,7 +44,13 @@ def _check_message(message: Any) -> str:
     return message
 
 
-async def run_agent(
+def _live(ctx: Context) -> Any:
+    if ctx.runs is None:
+        raise NotFound("this server runs no agents")
+    return ctx.runs
+
+
+async def start_run(
     ctx: Context,
     *,
     agent_id: str,
@@ -73,10 +58,10 @@ async def run_agent(
     session_id: str | None,
     reasoning: dict[str, Any] | None,
     user_id: str | None,
-) -> tuple[str, dict[str, Any]]:
-    """Run ``agent_id`` on ``message`` in a session; returns (session id, finished run)."""
-    runner = ctx.agents
-    agent = runner.get(agent_id) if runner is not None else None
+) -> tuple[str, LiveRun]:
+    """Store a RUNNING run of ``agent_id`` on ``message`` and start it; returns the session
+    id and the run in progress (its ``start`` event already sent)."""
+    agent = ctx.agents.get(agent_id) if ctx.agents is not None else None
     if agent is None:
         raise NotFound(f"unknown agent {agent_id!r}")
     message = _check_message(message)
@@ -94,130 +79,58 @@ async def run_agent(
         created_at=started,
         reasoning=reasoning,
     )
-    sessions = ctx.storage.sessions
-    await sessions.record_run(
-        session_id=session_id,
-        owner=owner,
-        new_session={"user_id": user, "agent_id": agent_id, "title": None, "metadata": {}},
-        run=run,
-        messages=[user_message],
-        fresh_id=True,
-    )
-    run["input"] = message
-    # From here on the run exists; finish it even if the request is cancelled.
-    finish = asyncio.ensure_future(_finish(ctx, agent_id, session_id, run, user_message, owner))
-    return session_id, await asyncio.shield(finish)
-
-
-async def _finish(
-    ctx: Context,
-    agent_id: str,
-    session_id: str,
-    run: dict[str, Any],
-    user_message: dict[str, Any],
-    owner: str | None,
-) -> dict[str, Any]:
-    """Ask the agent and store its answer; on any failure store the run as FAILED (the
-    user's message stays) and raise ``AgentFailed`` carrying the ids."""
-    sessions = ctx.storage.sessions
     try:
-        reply = await _ask(ctx, agent_id, session_id, run, user_message, owner)
-        changes, messages = _completed(reply, run["id"])
-        await sessions.update_run(
-            session_id=session_id, run_id=run["id"], owner=owner, changes=changes, messages=messages
+        live = await _live(ctx).start(
+            session_id=session_id,
+            owner=owner,
+            new_session={"user_id": user, "agent_id": agent_id, "title": None, "metadata": {}},
+            run=run,
+            user_message=user_message,
+            agent=agent,
         )
-    except Exception as exc:
-        error = _failure(exc)
-        log.warning(
-            "run %s of agent %s failed: %s",
-            run["id"],
-            agent_id,
-            error,
-            exc_info=not isinstance(exc, AgentBackendError),
-        )
-        changes = {"status": "FAILED", "error": error, "completed_at": now()}
-        try:
-            await sessions.update_run(
-                session_id=session_id, run_id=run["id"], owner=owner, changes=changes
-            )
-        except (DatabaseUnavailable, StorageFailed):
-            # The database itself is gone: the run stays RUNNING until it is back; say so.
-            raise DatabaseUnavailable() from exc
-        raise AgentFailed(error, run_id=run["id"], session_id=session_id) from None
-    return run | changes
+    except ServerStopping:
+        raise ShuttingDown() from None
+    return session_id, live
 
 
-async def _ask(
-    ctx: Context, agent_id: str, session_id: str, run: dict[str, Any], user_message: dict[str, Any],
-    owner: str | None,
-) -> AgentReply:  # fmt: skip
-    """The replayed history, sent to the agent with the new message."""
-    [page] = await ctx.storage.sessions.page_messages(
-        [(session_id, MessageSpec(fields=HISTORY_FIELDS))], owner=owner
-    )
-    history = []
-    for _, m in page.items if page else ():
-        if m.get("id") == user_message["id"]:
-            break  # messages after ours belong to runs that started later
-        history.append(openai_message(m))
-    turn = AgentTurn(
-        session_id=session_id,
-        run_id=run["id"],
-        agent_id=agent_id,
-        message=user_message["content"],
-        history=history,
-        reasoning=run["reasoning"],
-    )
-    assert ctx.agents is not None
-    agent = ctx.agents.get(agent_id)
-    assert agent is not None
-    return await ctx.agents.ask(agent, turn)
+async def run_agent(ctx: Context, **start: Any) -> tuple[str, dict[str, Any]]:
+    """Start a run and wait for its end; returns (session id, finished run). A FAILED run
+    raises ``AgentFailed`` carrying the ids. A client that goes away meanwhile does not
+    stop the run."""
+    session_id, live = await start_run(ctx, **start)
+    assert live.task is not None
+    await asyncio.shield(live.task)
+    run = live.result
+    if run is None or run["status"] == "RUNNING":
+        raise DatabaseUnavailable()  # its end could not be stored; its lease will end it
+    if run["status"] == "FAILED":
+        raise AgentFailed(run.get("error") or "failed", run_id=run["id"], session_id=session_id)
+    return session_id, run
 
 
-def _failure(exc: Exception) -> str:
-    """What the stored run says about a failure: the backend's own words, or what kind of
-    failure it was (never a stack trace)."""
-    if isinstance(exc, AgentBackendError | ValueError):
-        return str(exc)
-    if isinstance(exc, SessionTooLarge | TooLarge):
-        return f"the answer is too large: {exc.message}"
-    if isinstance(exc, DatabaseUnavailable | StorageFailed):
-        return "the answer could not be stored"
-    return f"the answer could not be stored ({type(exc).__name__})"
+async def visible_run(ctx: Context, session_id: str, run_id: str) -> dict[str, Any]:
+    """The caller's run, whole; ``NotFound`` when the session or the run is not theirs."""
+    [run] = await ctx.storage.sessions.get_runs([(session_id, run_id)], None, owner=ctx.owner)
+    if run is None:
+        raise NotFound("run not found")
+    return run
 
 
-def _completed(reply: AgentReply, run_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The run's final fields and the messages it adds, from the agent's reply."""
-    t = now()
-    messages = []
-    for m in reply.messages or ():
-        calls = [c.model_dump() for c in m.tool_calls] if m.tool_calls else None
-        messages.append(
-            message_document(
-                role=m.role,
-                content=m.content,
-                run_id=run_id,
-                created_at=t,
-                name=m.name,
-                tool_calls=calls,
-                tool_call_id=m.tool_call_id,
-            )
-        )
-    if not messages or messages[-1]["role"] != "assistant":
-        messages.append(
-            message_document(role="assistant", content=reply.content, run_id=run_id, created_at=t)
-        )
-    chunks = [c.model_dump() for c in reply.retrieved_context or ()]
-    for c in chunks:
-        check_json_keys(c["meta"], "retrieved_context.meta")
-    if reply.retrieval_diagnostics is not None:
-        check_json_keys(reply.retrieval_diagnostics, "retrieval_diagnostics")
-    changes = {
-        "status": "COMPLETED",
-        "content": reply.content,
-        "completed_at": t,
-        "usage": reply.usage.model_dump() if reply.usage else None,
-        "retrieved_context": chunks,
-        "retrieval_diagnostics": reply.retrieval_diagnostics,
-    }
-    return changes, messages
+async def cancel_run(ctx: Context, session_id: str, run_id: str) -> dict[str, Any]:
+    """Cancel the caller's run from any server process; the run as it is afterwards. A
+    finished run is returned unchanged."""
+    run = await visible_run(ctx, session_id, run_id)
+    try:
+        return await _live(ctx).cancel(session_id, run)
+    except (DatabaseUnavailable, StorageFailed) as exc:
+        raise DatabaseUnavailable() from exc
+
+
+async def run_events(
+    ctx: Context, session_id: str, run_id: str, after: int = 0
+) -> AsyncIterator[RunEvent]:
+    """The caller's run's events after ``after``, then as they happen, to the last."""
+    await visible_run(ctx, session_id, run_id)
+    async for event in _live(ctx).follow(session_id, run_id, after):
+        if event is not None:  # no keep-alives asked for
+            yield event

@@ -15,6 +15,7 @@ from .lookahead import Selection
 
 if TYPE_CHECKING:
     from agent_sessions.agents import AgentRunner
+    from agent_sessions.agents.live import LiveRuns
 
 
 @dataclass(slots=True)
@@ -23,6 +24,7 @@ class Context:
     settings: Settings
     caller: Caller
     agents: AgentRunner | None = None
+    runs: LiveRuns | None = None  # the runs in progress (agents.live)
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     loaders: Loaders = field(init=False)
     selection: Selection = field(default_factory=Selection)

@@ -137,7 +137,10 @@ async def record_run(info: Any, data: Any) -> tuple[str, Doc]:
 
 async def delete_session(info: Any, session_id: str) -> bool:
     ctx = _context(info)
-    return await ctx.storage.sessions.delete_session(session_id, owner=ctx.owner)
+    deleted = await ctx.storage.sessions.delete_session(session_id, owner=ctx.owner)
+    if deleted:  # its runs' events hold its messages' text too
+        await ctx.storage.live.forget_session(session_id)
+    return deleted
 
 
 async def create_api_key(info: Any, user_id: str, admin: bool) -> tuple[str, str]:

@@ -27,6 +27,29 @@ def _error(description: str, model: type[BaseModel] = shapes.Error) -> dict[str,
     return _json(_ref(model), description)
 
 
+def _event_stream(description: str) -> dict[str, Any]:
+    """A text/event-stream response; ``schema`` describes one event (OpenAPI 3.1), its
+    ``data`` a JSON document of the shape its name gives."""
+    events = [
+        {
+            "type": "object",
+            "required": ["event", "data", "id"],
+            "properties": {
+                "event": {"const": name},
+                "id": {"type": "string", "pattern": "^[1-9][0-9]*$"},
+                "data": {
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": _ref(model),
+                },
+            },
+        }
+        for name, model in shapes.RUN_EVENTS.items()
+    ]
+    schema = {"oneOf": events, "description": "One event of the run (README: Live runs)."}
+    return {"description": description, "content": {"text/event-stream": {"schema": schema}}}
+
+
 _ID = {"type": "string", "minLength": 1}
 
 
@@ -64,6 +87,8 @@ def openapi_document() -> dict[str, Any]:
         shapes.RetrievedContext,
         shapes.AgentRunRequest,
         shapes.AgentRunResponse,
+        shapes.RunSummary,
+        *shapes.RUN_EVENTS.values(),
     ]
     _, top = models_json_schema([(m, "validation") for m in models], ref_template=_REF)
     components = top.get("$defs", {})
@@ -171,6 +196,10 @@ def openapi_document() -> dict[str, Any]:
                     "content": {"application/json": {"schema": _ref(shapes.AgentRunRequest)}},
                 },
                 "responses": {
+                    "200": _event_stream(
+                        'With Accept: text/event-stream or "stream": true: the run\'s events '
+                        "as server-sent events, start first, end or error last."
+                    ),
                     "201": _json(_ref(shapes.AgentRunResponse), "The finished run."),
                     "400": _error("Malformed JSON, or a message that is not a non-empty string."),
                     "403": _error("A userId naming another user, from a non-administrator."),
@@ -184,6 +213,48 @@ def openapi_document() -> dict[str, Any]:
                 },
             }
         },
+    }
+    run_path = [SESSION_ID, _path_param("run_id", "Run ID (a run belonging to this session)")]
+    run_not_found = _error("No such session (or not yours), or the run is not in this session.")
+    paths["/api/sessions/{session_id}/runs/{run_id}/events"] = {
+        "get": {
+            "operationId": "getRunEvents",
+            "summary": "Join a run: its events so far, then each as it happens, to the last.",
+            "parameters": [
+                *run_path,
+                {
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "required": False,
+                    "description": "Resume after this event id (what SSE clients send).",
+                    "schema": {"type": "string", "pattern": "^[0-9]{0,9}$"},
+                },
+            ],
+            "responses": {
+                "200": _event_stream("The run's events; a finished run's end at once."),
+                "400": _error("A Last-Event-ID that is not an event id."),
+                "404": run_not_found,
+                **COMMON_ERRORS,
+            },
+        }
+    }
+    paths["/api/sessions/{session_id}/runs/{run_id}/cancel"] = {
+        "post": {
+            "operationId": "cancelRun",
+            "summary": "Cancel a run: it ends CANCELLED with what it produced so far.",
+            "parameters": run_path,
+            "responses": {
+                "200": _json(
+                    _ref(shapes.RunSummary), "The run, ended (a finished one is unchanged)."
+                ),
+                "202": _json(
+                    _ref(shapes.RunSummary),
+                    "The run, still RUNNING: the server running it has the cancel.",
+                ),
+                "404": run_not_found,
+                **COMMON_ERRORS,
+            },
+        }
     }
     return {
         "openapi": "3.1.0",

@@ -16,6 +16,7 @@ from starlette.routing import Route
 from agent_sessions.errors import ServiceError
 from agent_sessions.resolvers.validation import is_client_id
 
+from . import events
 from .openapi import openapi_document
 from .responses import JSONResponse
 from .shapes import AgentRunRequest
@@ -30,6 +31,7 @@ STATUS = {
     "SESSION_TOO_LARGE": 413,
     "AGENT_ERROR": 502,
     "DATABASE_UNAVAILABLE": 503,
+    "SHUTTING_DOWN": 503,
 }
 SESSION_NOT_FOUND = "session not found"
 RUN_NOT_FOUND = "run not found in this session"
@@ -398,9 +400,13 @@ async def run_agent(request: Request) -> Response:
         body = AgentRunRequest.model_validate_json(await request.body())
     except ValidationError as exc:
         raise RestError(400, {"error": _validation_message(exc)}) from None
-    run = (await execute(request, RUN_AGENT, body.variables(request.path_params["agentId"])))[
-        "runAgent"
-    ]
+    variables = body.variables(request.path_params["agentId"])
+    if events.wants_stream(request, body.stream):
+        # Bad input, an unknown agent, another user's session: errors before any event.
+        started = (await execute(request, events.START_RUN, variables))["startRun"]
+        runs = events.context_of(request).runs
+        return events.event_stream(runs, started["sessionId"], started["id"])
+    run = (await execute(request, RUN_AGENT, variables))["runAgent"]
     response = {
         "runId": run["id"],
         "sessionId": run["sessionId"],
@@ -408,6 +414,35 @@ async def run_agent(request: Request) -> Response:
         "status": run["status"],
     }
     return _json(response, 201)
+
+
+async def _visible_run(request: Request) -> tuple[str, str]:
+    session_id = path_session_id(request)
+    run_id = request.path_params["run_id"]
+    data = await execute(request, events.RUN_STATUS, {"id": session_id, "runId": run_id})
+    if data["session"] is None:
+        raise RestError(404, {"error": SESSION_NOT_FOUND})
+    if data["session"]["run"] is None:
+        raise RestError(404, {"error": RUN_NOT_FOUND})
+    return session_id, run_id
+
+
+@endpoint
+async def run_events(request: Request) -> Response:
+    after = events.last_event_id(request.headers.get("last-event-id"))
+    if after is None:
+        raise RestError(400, {"error": "Last-Event-ID must be the id of an event of this run"})
+    session_id, run_id = await _visible_run(request)
+    return events.event_stream(events.context_of(request).runs, session_id, run_id, after)
+
+
+@endpoint
+async def cancel_run(request: Request) -> Response:
+    session_id, run_id = await _visible_run(request)
+    data = await execute(request, events.CANCEL_RUN, {"id": session_id, "runId": run_id})
+    run = data["cancelRun"]
+    # 202: the run's server has the cancel but had not ended the run when this answered.
+    return _json(_run(run), 202 if run["status"] == "RUNNING" else 200)
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -437,6 +472,8 @@ routes = [
         run_retrieved_context,
         methods=["GET"],
     ),
+    Route("/api/sessions/{session_id}/runs/{run_id}/events", run_events, methods=["GET"]),
+    Route("/api/sessions/{session_id}/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
     Route("/api/agents/{agentId}/runs", run_agent, methods=["POST"]),
     Route("/api/openapi.json", openapi, methods=["GET"]),
 ]

@@ -219,6 +219,13 @@ class AgentRunRequest(BaseModel):
     userId: UserId | None = Field(default=None, description="Administrators only (or user_id).")
     user_id: UserId | None = None
     reasoning: ReasoningRequest | None = None
+    stream: bool | None = Field(
+        default=None,
+        description=(
+            "true: answer with the run's server-sent events (as Accept: text/event-stream "
+            "does); false: the JSON answer whatever Accept says."
+        ),
+    )
 
     def variables(self, agent_id: str) -> dict[str, Any]:
         """The runAgent operation's variables."""
@@ -241,3 +248,66 @@ class AgentRunResponse(_Shape):
     sessionId: str
     content: str | None
     status: RunStatus
+
+
+# --- run events (the data of each server-sent event) ------------------------------------
+
+
+class StartEvent(_Shape):
+    run_id: str
+    session_id: str = Field(description="Pass it back to continue the conversation.")
+    agent_id: str | None
+    created_at: str = Field(description="RFC 3339, UTC")
+
+
+class RetrievalEvent(_Shape):
+    retrieved_context: list[Chunk] = Field(description="The chunks retrieved, by rank.")
+    retrieval_diagnostics: dict[str, Any] | None
+
+
+class DeltaEvent(_Shape):
+    content: str = Field(description="More of the answer; the deltas concatenate to it.")
+
+
+class ToolCallEvent(_Shape):
+    id: str
+    name: str
+    arguments: str | None = Field(description="The raw JSON string the model produced.")
+
+
+class ToolResultEvent(_Shape):
+    tool_call_id: str | None
+    name: str | None
+    content: str | None
+
+
+class EventUsage(_Shape):
+    input_tokens: int | None
+    output_tokens: int | None
+    reasoning_tokens: int | None
+    total_tokens: int | None
+
+
+class EndEvent(_Shape):
+    run_id: str
+    session_id: str
+    status: Literal["COMPLETED", "CANCELLED"]
+    content: str | None = Field(description="The answer (so far, when CANCELLED).")
+    usage: EventUsage | None
+
+
+class ErrorEvent(_Shape):
+    error: str = Field(description="Why the run failed; the run is stored FAILED.")
+    run_id: str
+    session_id: str
+
+
+RUN_EVENTS = {
+    "start": StartEvent,
+    "retrieval": RetrievalEvent,
+    "delta": DeltaEvent,
+    "tool_call": ToolCallEvent,
+    "tool_result": ToolResultEvent,
+    "end": EndEvent,
+    "error": ErrorEvent,
+}

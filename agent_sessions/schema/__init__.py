@@ -23,6 +23,7 @@ from agent_sessions.resolvers.compiled import CompiledExecutor
 
 from .extensions import CodedSchema, DocumentCache
 from .inputs import CreateSessionInput, ReasoningInput, RecordRunInput, SessionFilter
+from .live import Subscription
 from .scalars import SCALARS
 from .types import (
     ApiKeyPayload,
@@ -136,6 +137,41 @@ class Mutation:
         )
         return Run.from_doc(session, run)
 
+    @strawberry.mutation(
+        description=(
+            "Start an agent run and return it at once, RUNNING, so a client can subscribe "
+            "to runEvents; the same arguments as runAgent."
+        )
+    )
+    async def start_run(
+        self,
+        info: Info,
+        agent_id: str,
+        message: str,
+        session_id: ID | None = UNSET,
+        reasoning: ReasoningInput | None = UNSET,
+        user_id: str | None = UNSET,
+    ) -> Run:
+        session, live = await agents.start_run(
+            info.context,
+            agent_id=agent_id,
+            message=message,
+            session_id=given(session_id),
+            reasoning=writes.reasoning_doc(given(reasoning)),
+            user_id=given(user_id),
+        )
+        return Run.from_doc(session, live.run)
+
+    @strawberry.mutation(
+        description=(
+            "Cancel a run, from any server process: it ends CANCELLED with what it produced "
+            "so far. A finished run is returned unchanged; one still RUNNING after 5 s has "
+            "the cancel on its way. NOT_FOUND when missing or not yours."
+        )
+    )
+    async def cancel_run(self, info: Info, session_id: ID, run_id: ID) -> Run:
+        return Run.from_doc(session_id, await agents.cancel_run(info.context, session_id, run_id))
+
     @strawberry.mutation(description="Administrators only. The key is returned here, once.")
     async def create_api_key(
         self, info: Info, user_id: str, admin: bool | None = False
@@ -168,6 +204,7 @@ def build_schema(*, introspection: bool = True, compiled: bool = True) -> strawb
     schema = CodedSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(scalar_map=SCALARS),
     )

@@ -10,8 +10,9 @@ from typing import Any
 import strawberry
 from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse
 from strawberry.extensions import SchemaExtension
-from strawberry.schema.schema import validate_document
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES, validate_document
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from agent_sessions.errors import DatabaseUnavailable, ServiceError
 from agent_sessions.resolvers.compiled import CompiledExecutor
@@ -69,6 +70,10 @@ class CodedSchema(strawberry.Schema):
         operation_name: str | None = None,
         **kwargs: Any,
     ) -> ExecutionResult:
+        # A subscription runs through ``stream`` (the WebSocket); ``execute`` would run it as
+        # a query, so it is refused here as an operation type this path does not serve.
+        allowed = kwargs.get("allowed_operation_types") or DEFAULT_ALLOWED_OPERATION_TYPES
+        kwargs["allowed_operation_types"] = set(allowed) - {OperationType.SUBSCRIPTION}
         if self.compiled is not None and query is not None and context_value is not None:
             data = await self.compiled.execute(
                 query, variable_values, context_value, operation_name

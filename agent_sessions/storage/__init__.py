@@ -33,6 +33,7 @@ from .layout import (
     SESSIONS,
     Bounds,
 )
+from .live import RUN_EVENT_INDEXES, RUN_EVENTS, RUN_LEASE_INDEXES, RUN_LEASES, LiveStore
 from .migrate import ensure_layout
 from .sessions import SessionStore, StorageFailed
 
@@ -43,6 +44,7 @@ __all__ = [
     "EmbeddedServer",
     "EmbeddedServerError",
     "KeyRecord",
+    "LiveStore",
     "SessionStore",
     "Storage",
     "StorageFailed",
@@ -90,11 +92,13 @@ class Storage:
     transactions: bool = True
     sessions: SessionStore = field(init=False)
     keys: ApiKeyStore = field(init=False)
+    live: LiveStore = field(init=False)
 
     def __post_init__(self) -> None:
         self.db = self.client[self.database]
         self.sessions = SessionStore(self.db, bounds=self.bounds, moves=self.transactions)
         self.keys = ApiKeyStore(self.db[API_KEYS])
+        self.live = LiveStore(self.db)
 
     @classmethod
     async def open(
@@ -181,6 +185,8 @@ class Storage:
             (SESSIONS, SESSION_INDEXES),
             (PAGES, PAGE_INDEXES),
             (API_KEYS, API_KEY_INDEXES),
+            (RUN_EVENTS, RUN_EVENT_INDEXES),
+            (RUN_LEASES, RUN_LEASE_INDEXES),
         ):
             for keys, options in indexes:
                 await db[collection].create_index(keys, **options)

@@ -1159,67 +1159,111 @@ class SessionStore:
     ) -> None:
         """Set fields of one run (status, content, error, usage, completed_at, chunks…) and
         append the messages it produced, in one atomic update of the head (a run that was
-        moved into a page meanwhile is updated there, in a transaction)."""
-        messages = list(messages)
-        sizes, _ = _check_sizes(messages, [changes])
-        changes = dict(changes)
-        answer = next((m for m in reversed(messages) if m["role"] == "assistant"), None)
-        if "content" in changes and (
-            changes["content"] is None
-            or (answer is not None and answer.get("content") == changes["content"])
-        ):
-            changes.pop("content")  # read from its answer message
-        t = now()
-        pipeline = _update_pipeline(run_id, changes, messages, sizes, t)
-        head = await self.heads.find_one_and_update(
-            _scope(owner, _id=session_id, **{"runs.id": run_id}),
-            pipeline,
-            projection=_HEAD_STATS,
-            return_document=ReturnDocument.AFTER,
-        )
-        if head is None:
-            await self._update_paged_run(session_id, run_id, owner, changes, messages, sizes, t)
-            return
-        await self._maybe_move(session_id, head)
+        moved into a page meanwhile is updated there, in a transaction). ``NotFound`` when
+        there is no such run for ``owner``."""
+        if not await self._change_run(session_id, run_id, owner, changes, list(messages), {}):
+            raise NotFound("run not found")
 
-    async def _update_paged_run(
+    async def update_live_run(
+        self,
+        *,
+        session_id: str,
+        run_id: str,
+        owner: str | None,
+        changes: Doc,
+        message_changes: dict[str, Doc] | None = None,
+        new_messages: Sequence[Doc] = (),
+    ) -> bool:
+        """A RUNNING run's progress (issue 12: written while it streams, at a bounded
+        rate, and when it ends): set fields of the run, set fields of messages it added
+        already (by message id), append the messages it added since. False, and nothing
+        written, when the run is not RUNNING any more (cancelled, reaped) or the session
+        is gone: a run another party ended is never written back to life."""
+        return await self._change_run(
+            session_id, run_id, owner, changes, list(new_messages), message_changes or {},
+            running_only=True,
+        )  # fmt: skip
+
+    async def _change_run(
         self,
         session_id: str,
         run_id: str,
         owner: str | None,
         changes: Doc,
         messages: list[Doc],
+        message_changes: dict[str, Doc],
+        *,
+        running_only: bool = False,
+    ) -> bool:
+        sizes, _ = _check_sizes(messages, [changes, *message_changes.values()])
+        changes = dict(changes)
+        answers = [m.get("content") for m in messages if m["role"] == "assistant"][-1:]
+        answers += [c["content"] for c in message_changes.values() if "content" in c]
+        if "content" in changes and (changes["content"] is None or changes["content"] in answers):
+            changes.pop("content")  # read from its answer message, not stored twice
+        t = now()
+        which: Doc = {"id": run_id, "status": "RUNNING"} if running_only else {"id": run_id}
+        head = await self.heads.find_one_and_update(
+            _scope(owner, _id=session_id, runs={"$elemMatch": which}),
+            _update_pipeline(run_id, changes, messages, sizes, t, message_changes),
+            projection=_HEAD_STATS,
+            return_document=ReturnDocument.AFTER,
+        )
+        if head is None:
+            return await self._change_paged_run(
+                session_id, run_id, owner, changes, messages, message_changes, sizes, t,
+                running_only,
+            )  # fmt: skip
+        await self._maybe_move(session_id, head)
+        return True
+
+    async def _change_paged_run(
+        self,
+        session_id: str,
+        run_id: str,
+        owner: str | None,
+        changes: Doc,
+        messages: list[Doc],
+        message_changes: dict[str, Doc],
         sizes: list[int],
         t: datetime,
-    ) -> None:
-        """``update_run`` for a run that lives in a page: the page's run, its counts and
-        those of the pages after it, and the head's new messages, in one transaction."""
+        running_only: bool,
+    ) -> bool:
+        """``_change_run`` for a run that lives in a page: the page's run (and its
+        messages there), its counts and those of the pages after it, and the head's
+        messages, in one transaction; False when there is no such run (RUNNING)."""
 
-        async def work(s: Any) -> None:
-            page = await self.pages.find_one(
-                _scope(owner, session_id=session_id, **{"runs.id": run_id}),
-                {"n": 1, "runs": {"$elemMatch": {"id": run_id}}},
-                session=s,
-            )
-            if page is None:
-                raise NotFound("run not found")
-            old = page["runs"][0]["status"]
-            new = changes.get("status", old)
-            head = await self.heads.find_one_and_update(
-                _scope(owner, _id=session_id),
-                _update_pipeline(None, {}, messages, sizes, t, status_change=(old, new)),
-                projection={"m_next": 1},
-                return_document=ReturnDocument.BEFORE,
-                session=s,
+        async def work(s: Any) -> bool:
+            head = await self.heads.find_one(
+                _scope(owner, _id=session_id), {"pages": 1, "m_next": 1}, session=s
             )
             if head is None:
-                raise NotFound("run not found")
-            base = head.get("m_next") or 0
-            refs = _refs_values(messages, base)
+                return False
+            found = await self.pages.find(
+                {"session_id": session_id, "runs.id": run_id},
+                {"n": 1, "runs": {"$elemMatch": {"id": run_id}}},
+                session=s,
+            ).to_list()
+            page = next((p for p in found if p["n"] < (head.get("pages") or 0)), None)
+            if page is None:
+                return False
+            old = page["runs"][0]["status"]
+            if running_only and old != "RUNNING":
+                return False
+            new = changes.get("status", old)
+            await self.heads.update_one(
+                {"_id": session_id},
+                _update_pipeline(None, {}, messages, sizes, t, message_changes,
+                                 status_change=(old, new)),
+                session=s,
+            )  # fmt: skip
+            refs = _refs_values(messages, head.get("m_next") or 0)
+            stage: Doc = {"runs": _run_map(run_id, changes, refs)}
+            if message_changes:
+                stage["messages"] = _changed_messages(message_changes)
             await self.pages.update_one(
                 {"_id": page["_id"]},
-                [{"$set": {"runs": _run_map(run_id, changes, refs)}}]
-                + ([_status_shift("own.status", old, new)] if old != new else []),
+                [{"$set": stage}] + ([_status_shift("own.status", old, new)] if old != new else []),
                 session=s,
             )
             if old != new:
@@ -1231,8 +1275,9 @@ class SessionStore:
                 await self.heads.update_one(
                     {"_id": session_id}, [_status_shift("before.status", old, new)], session=s
                 )
+            return True
 
-        await self._transaction(work)
+        return bool(await self._transaction(work))
 
     # --- moving data in and out -----------------------------------------------------------
 
@@ -1493,6 +1538,24 @@ def _run_map(run_id: str, changes: Doc, refs: Doc) -> Doc:
     }
 
 
+def _changed_messages(changes: dict[str, Doc]) -> Doc:
+    """``$messages`` with the messages whose ids ``changes`` names merged with its fields."""
+    branches = [
+        {
+            "case": {"$eq": ["$$m.id", L.literal(mid)]},
+            "then": {"$mergeObjects": ["$$m", L.literal(fields)]},
+        }
+        for mid, fields in changes.items()
+    ]
+    return {
+        "$map": {
+            "input": {"$ifNull": ["$messages", []]},
+            "as": "m",
+            "in": {"$switch": {"branches": branches, "default": "$$m"}},
+        }
+    }
+
+
 def _status_shift(path: str, old: str, new: str) -> Doc:
     """A stage moving one count of ``path`` (a status vector) from ``old`` to ``new``."""
     o, n = L.status_index(old), L.status_index(new)
@@ -1506,18 +1569,27 @@ def _update_pipeline(
     messages: list[Doc],
     sizes: list[int],
     t: datetime,
+    message_changes: dict[str, Doc] | None = None,
     *,
     status_change: tuple[str, str] | None = None,
 ) -> list[Doc]:
-    """The update of a head for ``update_run``: messages appended and numbered, run
-    ``run_id`` (when it is in this head) changed, the counters kept."""
+    """The update of a head for ``update_run``: messages of this head changed
+    (``message_changes``, by id), messages appended and numbered, run ``run_id`` (when
+    it is in this head) changed, the counters kept."""
     m_next = {"$ifNull": ["$m_next", 0]}
+    existing = _changed_messages(message_changes) if message_changes else None
+    grown = _appended(messages, m_next)
+    if existing is not None:
+        grown = {"$concatArrays": [existing, grown["$concatArrays"][1]]} if messages else existing
+    extra = len(bson.encode(message_changes)) if message_changes else 0
     stage: Doc = {
-        "messages": _appended(messages, m_next),
+        "messages": grown,
         "m_next": {"$add": [m_next, len(messages)]},
         "message_count": {"$add": [{"$ifNull": ["$message_count", 0]}, len(messages)]},
         "n_roles": _add_vector("n_roles", _role_counts(messages)),
-        "bytes": {"$add": [{"$ifNull": ["$bytes", 0]}, sum(sizes) + len(bson.encode(changes))]},
+        "bytes": {
+            "$add": [{"$ifNull": ["$bytes", 0]}, sum(sizes) + len(bson.encode(changes)) + extra]
+        },
         "entries": {
             "$add": [
                 {"$ifNull": ["$entries", 0]},
