@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from agent_sessions.settings import Settings
 from agent_sessions.storage import Storage
+from agent_sessions.storage.migrate import migrate
 from agent_sessions.storage.transfer import (
     ImportOutcome,
     count_sessions,
@@ -31,7 +32,7 @@ from agent_sessions.storage.transfer import (
     import_session,
 )
 
-COMMANDS = ("export", "import", "demo")
+COMMANDS = ("export", "import", "demo", "migrate")
 # Imports in flight at once: this process validates the next sessions while the database
 # stores the last ones. More buys nothing on two cores.
 IMPORT_WINDOW = 4
@@ -86,15 +87,24 @@ def add_parsers(commands: Any, common: Callable[[argparse.ArgumentParser], None]
         "changes nothing.",
     )
     common(demo)
+    migrate = commands.add_parser(
+        "migrate",
+        help="upgrade sessions an earlier version stored to this version's layout",
+        description="Upgrade sessions written by an earlier agent-sessions (one document "
+        "per session) to this version's layout (a head, and pages for long sessions), with "
+        "a progress bar. serve does the same at start-up; this lets you do it beforehand.",
+    )
+    common(migrate)
 
 
 @asynccontextmanager
-async def _storage(settings: Settings) -> AsyncIterator[Storage]:
+async def _storage(settings: Settings, *, upgrade: bool = True) -> AsyncIterator[Storage]:
     storage = await Storage.open(
         mongodb_uri=settings.mongodb_uri,
         database=settings.database,
         data_dir=settings.data_dir,
         secantusd=settings.secantusd,
+        upgrade=upgrade,
     )
     try:
         yield storage
@@ -108,12 +118,32 @@ def _progress(**kw: Any) -> tqdm:
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "migrate":
+        async with _storage(settings, upgrade=False) as storage:
+            return await _migrate(storage)
     async with _storage(settings) as storage:
         if args.command == "export":
             return await _export(storage, args)
         if args.command == "import":
             return await _import(storage, args)
         return await _demo(storage)
+
+
+async def _migrate(storage: Storage) -> int:
+    bar = _progress(desc="upgrading", unit=" sessions")
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        upgraded = await migrate(storage, progress)
+    finally:
+        bar.close()
+    print(f"{upgraded} session(s) upgraded; the database is in this version's layout",
+          file=sys.stderr)  # fmt: skip
+    return 0
 
 
 # --- export -----------------------------------------------------------------------------

@@ -18,13 +18,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agent_sessions.app import build_app, wants_graphql_response
 from agent_sessions.observability import (
-    CommandMetrics,
     JsonFormatter,
     RequestIdFilter,
     metrics_exposition,
+    observe_command,
 )
 from agent_sessions.settings import Settings
 from agent_sessions.storage import Storage
+from agent_sessions.storage.monitoring import CommandTimer
 
 from .conftest import BASE_URL, GraphQLClient, record
 
@@ -173,7 +174,7 @@ async def test_metrics_count_requests_by_route_database_commands_and_runs(
     mongo_uri: str, tmp_path: Path
 ) -> None:
     storage = await Storage.connect(
-        mongo_uri, "t_metrics_" + tmp_path.name[-8:], listeners=[CommandMetrics()]
+        mongo_uri, "t_metrics_" + tmp_path.name[-8:], listeners=[CommandTimer(observe_command)]
     )
     app = build_app(Settings(data_dir=tmp_path), storage=storage)
     try:

@@ -166,3 +166,28 @@ async def test_migrate_reports_progress_and_marks_the_database(
         await storage.client.close()
     finally:
         await client.close()
+
+
+async def test_agent_sessions_migrate_upgrades_a_database(
+    mongo_uri: str, old_database: str
+) -> None:
+    import asyncio
+    import os
+    import sys
+
+    env = os.environ | {"AGENT_SESSIONS_DATABASE": old_database, "MONGODB_URI": mongo_uri}
+    command = Path(sys.executable).with_name("agent-sessions")
+    process = await asyncio.create_subprocess_exec(
+        str(command), "migrate", env=env, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, err.decode()
+    assert "3 session(s) upgraded" in err.decode()
+    assert out == b""
+    storage = await Storage.connect(mongo_uri, old_database, upgrade=False)
+    try:
+        assert await pending(storage) == 0
+        assert await layout_version(storage) == LAYOUT_VERSION
+    finally:
+        await storage.client.close()

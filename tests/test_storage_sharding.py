@@ -18,7 +18,8 @@ from tests.conftest import TINY_BOUNDS, CommandLog, GraphQLClient, record
 # Commands that are not about one session: list reads (scatter-gather on purpose) and
 # the unsharded key collection; transactions' own commands carry no filter.
 LIST_READS = {"find", "aggregate", "count"}
-UNSHARDED = {"api_keys", "agent_sessions_meta"}
+# run_leases holds only the runs in progress (a few documents): unsharded.
+UNSHARDED = {"api_keys", "agent_sessions_meta", "run_leases"}
 NO_TARGET = {"commitTransaction", "abortTransaction", "createIndexes", "listIndexes"}
 
 

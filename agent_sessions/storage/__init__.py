@@ -110,6 +110,7 @@ class Storage:
         secantusd: str | None = None,
         listeners: Sequence[CommandListener] = (),
         join: bool = True,
+        upgrade: bool = True,
     ) -> Storage:
         """Connect to ``mongodb_uri``, or start the embedded database of ``data_dir`` when
         there is none (``join``: or use the one another process runs there; without, wait
@@ -122,7 +123,9 @@ class Storage:
             )
             uri = embedded.uri
         try:
-            storage = await cls.connect(uri, database, embedded=embedded, listeners=listeners)
+            storage = await cls.connect(
+                uri, database, embedded=embedded, listeners=listeners, upgrade=upgrade
+            )
         except BaseException:
             if embedded is not None:
                 embedded.stop()
@@ -138,9 +141,10 @@ class Storage:
         embedded: EmbeddedServer | None = None,
         listeners: Sequence[CommandListener] = (),
         bounds: Bounds = DEFAULT_BOUNDS,
+        upgrade: bool = True,
     ) -> Storage:
-        """A client for ``uri``: indexes made, the layout upgraded when an earlier version
-        wrote the database."""
+        """A client for ``uri``: indexes made, and (``upgrade``) the layout upgraded when
+        an earlier version wrote the database."""
         availability = Availability()
         local = embedded is not None
         client: AsyncMongoClient = AsyncMongoClient(
@@ -173,7 +177,8 @@ class Storage:
                 transactions=transactions,
             )
             await storage.create_indexes()
-            await ensure_layout(storage)
+            if upgrade:
+                await ensure_layout(storage)
         except BaseException:
             await client.close()
             raise

@@ -77,7 +77,11 @@ API_KEY_INDEXES: list[IndexSpec] = [
 
 # The shard keys for a sharded cluster (README, "Scaling out"): every command on one
 # session names its id, so each is routed to one shard; lists of sessions ask every shard.
-SHARD_KEYS = {SESSIONS: {"_id": "hashed"}, PAGES: {"session_id": "hashed"}}
+SHARD_KEYS = {
+    SESSIONS: {"_id": "hashed"},
+    PAGES: {"session_id": "hashed"},
+    "run_events": {"session_id": "hashed"},  # storage.live: a run's events, by session
+}
 
 
 @dataclass(frozen=True, slots=True)
