@@ -1,7 +1,9 @@
-"""The Starlette application: /graphql, the REST shim under /api, /healthz.
+"""The Starlette application: /graphql, the REST shim under /api, /healthz, and the pages
+(home, GraphiQL, API docs, their static files).
 
-The lifespan opens storage (starting the embedded database when no MONGODB_URI is set)
-and closes it. Every error a client can see is JSON; no stack trace leaves the process.
+The lifespan opens storage (starting the embedded database when no MONGODB_URI is set),
+says where everything is, and closes storage. Every error a client can see is JSON; no
+stack trace leaves the process.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
+from agent_sessions import pages
 from agent_sessions.agents import AgentRunner
 from agent_sessions.errors import ServiceError
 from agent_sessions.resolvers.context import Context
@@ -84,7 +87,7 @@ async def graphql_endpoint(request: Request) -> Response:
     if request.method == "GET" and view.should_render_graphql_ide(
         view.request_adapter_class(request)
     ):
-        return await view.render_graphql_ide(request)  # the explorer page holds no data
+        return pages.graphiql(request)  # the explorer page holds no data
     try:
         context = await services.context(request)
     except ServiceError as exc:
@@ -233,6 +236,8 @@ def build_app(
                 secantusd=settings.secantusd,
                 join=False,  # a server never runs on a database another process may stop
             )
+        for line in pages.startup_lines(settings, services._storage):
+            log.info("%s", line)
         try:
             yield
         finally:
@@ -245,6 +250,7 @@ def build_app(
         Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         *rest_routes,
+        *pages.routes,
     ]
     app = Starlette(
         routes=routes,

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from agent_sessions import __version__
 from agent_sessions.resolvers.reads import PAGE_MAX, PAGE_SIZE_MAX
 
 from . import shapes
@@ -50,6 +51,11 @@ COMMON_ERRORS = {
     "503": _error("The database is unavailable."),
 }
 NOT_FOUND = _error("No session exists with the given ID, or it belongs to another user.")
+
+
+def served_document(server_url: str) -> dict[str, Any]:
+    """The document as one server serves it: ``servers`` names that server's root."""
+    return {**openapi_document(), "servers": [{"url": server_url}]}
 
 
 @cache
@@ -189,7 +195,7 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "agent-sessions REST API",
-            "version": "1.0.0",
+            "version": __version__,
             "description": "The documented /api paths, served through the GraphQL resolvers.",
         },
         "paths": paths,

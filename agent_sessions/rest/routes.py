@@ -14,7 +14,7 @@ from starlette.routing import Route
 from agent_sessions.errors import ServiceError
 from agent_sessions.resolvers.validation import is_client_id
 
-from .openapi import openapi_document
+from .openapi import served_document
 from .responses import JSONResponse
 from .shapes import AgentRunRequest
 
@@ -394,7 +394,7 @@ async def session_resource(request: Request) -> Response:
 
 
 async def openapi(request: Request) -> Response:
-    return _json(openapi_document())
+    return _json(served_document(str(request.base_url).rstrip("/")))
 
 
 routes = [
