@@ -14,6 +14,15 @@ NAME_PATTERN = r"^[^\x00-\x1f\x7f]{1,256}$"
 NON_BLANK_PATTERN = (
     r"[^\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
 )
+# The same rules in words, for error messages: a person should not have to read a regex.
+CLIENT_ID_WORDS = "1-128 characters of A-Z a-z 0-9 . _ : -"
+NAME_WORDS = "1-256 characters, none of them a control character"
+NON_BLANK_WORDS = "text with at least one character that is not a space"
+PATTERN_WORDS = {
+    CLIENT_ID_PATTERN: CLIENT_ID_WORDS,
+    NAME_PATTERN: NAME_WORDS,
+    NON_BLANK_PATTERN: NON_BLANK_WORDS,
+}
 _CLIENT_ID = re.compile(CLIENT_ID_PATTERN)
 _NAME = re.compile(NAME_PATTERN)
 _NON_BLANK = re.compile(NON_BLANK_PATTERN)
@@ -22,7 +31,7 @@ _NON_BLANK = re.compile(NON_BLANK_PATTERN)
 def client_id(value: str | None, what: str) -> str | None:
     """Ids that clients choose (session, run): 1–128 of ``A-Z a-z 0-9 . _ : -``."""
     if value is not None and not _CLIENT_ID.fullmatch(value):
-        raise BadInput(f"{what} must be 1-128 characters of A-Z a-z 0-9 . _ : - (got {value!r})")
+        raise BadInput(f"{what} must be {CLIENT_ID_WORDS} (got {value!r})")
     return value
 
 
@@ -33,7 +42,7 @@ def is_client_id(value: str) -> bool:
 def name(value: str | None, what: str) -> str | None:
     """User ids, agent ids and other names: 1–256 printable characters."""
     if value is not None and not _NAME.fullmatch(value):
-        raise BadInput(f"{what} must be 1-256 printable characters")
+        raise BadInput(f"{what} must be {NAME_WORDS}")
     return value
 
 

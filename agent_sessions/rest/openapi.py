@@ -51,6 +51,9 @@ COMMON_ERRORS = {
     "503": _error("The database is unavailable."),
 }
 NOT_FOUND = _error("No session exists with the given ID, or it belongs to another user.")
+UNKNOWN_PARAMETER = _error(
+    "A query parameter this path does not take (the message lists those it does)."
+)
 
 
 def served_document(server_url: str) -> dict[str, Any]:
@@ -99,7 +102,10 @@ def openapi_document() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": _json(_ref(shapes.SessionList), "A page of sessions."),
-                    "400": _error("Bad page or size."),
+                    "400": _error(
+                        "Bad page or size, or an unknown query parameter (the message lists "
+                        "those this path takes)."
+                    ),
                     **COMMON_ERRORS,
                 },
             }
@@ -111,6 +117,7 @@ def openapi_document() -> dict[str, Any]:
                 "parameters": [SESSION_ID],
                 "responses": {
                     "200": _json(_ref(shapes.SessionDetail), "The session."),
+                    "400": UNKNOWN_PARAMETER,
                     "404": NOT_FOUND,
                     **COMMON_ERRORS,
                 },
@@ -121,6 +128,7 @@ def openapi_document() -> dict[str, Any]:
                 "parameters": [SESSION_ID],
                 "responses": {
                     "204": {"description": "Deleted."},
+                    "400": UNKNOWN_PARAMETER,
                     "404": NOT_FOUND,
                     **COMMON_ERRORS,
                 },
@@ -133,6 +141,7 @@ def openapi_document() -> dict[str, Any]:
                 "parameters": [SESSION_ID],
                 "responses": {
                     "200": _json(array_of(shapes.ChatMessage), "The messages in order."),
+                    "400": UNKNOWN_PARAMETER,
                     "404": NOT_FOUND,
                     **COMMON_ERRORS,
                 },
@@ -145,6 +154,7 @@ def openapi_document() -> dict[str, Any]:
                 "parameters": [SESSION_ID],
                 "responses": {
                     "200": _json(array_of(shapes.RunSummary), "The runs."),
+                    "400": UNKNOWN_PARAMETER,
                     "404": NOT_FOUND,
                     **COMMON_ERRORS,
                 },
@@ -160,6 +170,7 @@ def openapi_document() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": _json(_ref(shapes.RetrievedContext), "The run's retrieved context."),
+                    "400": UNKNOWN_PARAMETER,
                     "404": _error(
                         "No such session (or not yours), or the run is not in this session."
                     ),
@@ -178,7 +189,10 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "responses": {
                     "201": _json(_ref(shapes.AgentRunResponse), "The finished run."),
-                    "400": _error("Malformed JSON, or a message that is not a non-empty string."),
+                    "400": _error(
+                        "Malformed JSON, a field that is missing or wrong (the message names "
+                        "it and says why), or a query parameter (this path takes none)."
+                    ),
                     "403": _error("A userId naming another user, from a non-administrator."),
                     "404": _error("Unknown agent, or a session id that belongs to another user."),
                     "413": _error("The request body or the session would be too large."),
