@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import re
+import typing
 from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from agent_sessions.errors import BadInput
 
@@ -76,3 +80,76 @@ def check_json_keys(value: Any, path: str = "") -> Any:
     elif isinstance(value, int) and not isinstance(value, bool) and not -INT64 <= value < INT64:
         raise ValueError(f"JSON integers must fit in 64 bits{f' (at {path})' if path else ''}")
     return value
+
+
+# --- what was wrong with a validated value (a request body, the settings), in words ---
+
+
+def _submodel(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model that holds the field at ``loc`` (for naming the fields it accepts)."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        found = [
+            t
+            for t in typing.get_args(field.annotation) or (field.annotation,)
+            if isinstance(t, type) and issubclass(t, BaseModel)
+        ]
+        if not found:
+            return None
+        model = found[0]
+    return model
+
+
+def _wrong(error: ErrorDetails, model: type[BaseModel]) -> str:
+    """What is wrong with one field, without pydantic's wording or the patterns."""
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        holder = _submodel(model, error["loc"][:-1])
+        accepted = ", ".join(holder.model_fields) if holder is not None else ""
+        return "is not a field here" + (f" (accepted: {accepted})" if accepted else "")
+    if kind == "string_type":
+        return "must be a string"
+    if kind == "string_pattern_mismatch":
+        return "must be " + PATTERN_WORDS.get(str(ctx.get("pattern")), "in the documented form")
+    if kind == "string_too_long":
+        return f"must be at most {ctx['max_length']} characters long"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return "must be a whole number"
+    if kind in ("float_type", "float_parsing"):
+        return "must be a number"
+    if kind == "greater_than_equal":
+        return f"must be {ctx['ge']} or more"
+    if kind == "greater_than":
+        return f"must be more than {ctx['gt']}"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx['le']}"
+    if kind.startswith("url_"):
+        return "must be a URL (http:// or https://)"
+    if kind in ("bool_type", "bool_parsing"):
+        return "must be true or false"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return "must be a JSON object"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected')}"
+    return "is not valid"
+
+
+def describe(exc: ValidationError, model: type[BaseModel], whole: str = "the request body") -> str:
+    """Every problem pydantic found in a ``model`` value, each naming its field (``whole``
+    when it is the value itself), in words."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        if error["type"] == "json_invalid":
+            return f"{whole} is not valid JSON"
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
+        where = where.lstrip(".")
+        if error["type"] == "value_error":  # the model's own checks say it in words already
+            said = str((error.get("ctx") or {}).get("error", error["msg"]))
+            problems.append(f"{where}: {said}" if where else said)
+            continue
+        problems.append(f"{where or whole} {_wrong(error, model)}")
+    return "; ".join(dict.fromkeys(problems))

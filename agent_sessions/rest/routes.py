@@ -12,11 +12,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from agent_sessions.errors import ServiceError
-from agent_sessions.resolvers.validation import is_client_id
+from agent_sessions.resolvers.validation import describe, is_client_id
 
 from .openapi import served_document
 from .responses import JSONResponse
-from .shapes import AgentRunRequest, describe
+from .shapes import AgentRunRequest
 
 Handler = Callable[[Request], Awaitable[Response]]
 

@@ -6,26 +6,12 @@ of exactly these shapes, and the tests check responses against the document.
 
 from __future__ import annotations
 
-import typing
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    model_validator,
-)
-from pydantic_core import ErrorDetails
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from agent_sessions.resolvers.agents import MAX_MESSAGE_CHARS
-from agent_sessions.resolvers.validation import (
-    CLIENT_ID_PATTERN,
-    NAME_PATTERN,
-    NON_BLANK_PATTERN,
-    PATTERN_WORDS,
-)
+from agent_sessions.resolvers.validation import CLIENT_ID_PATTERN, NAME_PATTERN, NON_BLANK_PATTERN
 
 
 class _Shape(BaseModel):
@@ -255,67 +241,3 @@ class AgentRunResponse(_Shape):
     sessionId: str
     content: str | None
     status: RunStatus
-
-
-# --- what was wrong with a request body, in words ----------------------------------------
-
-
-def _submodel(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
-    """The model that holds the field at ``loc`` (for naming the fields it accepts)."""
-    for part in loc:
-        field = model.model_fields.get(str(part))
-        if field is None:
-            return None
-        found = [
-            t
-            for t in typing.get_args(field.annotation) or (field.annotation,)
-            if isinstance(t, type) and issubclass(t, BaseModel)
-        ]
-        if not found:
-            return None
-        model = found[0]
-    return model
-
-
-def _wrong(error: ErrorDetails, model: type[BaseModel]) -> str:
-    """What is wrong with one field, without pydantic's wording or the patterns."""
-    kind, ctx = error["type"], error.get("ctx") or {}
-    if kind == "missing":
-        return "is required"
-    if kind == "extra_forbidden":
-        holder = _submodel(model, error["loc"][:-1])
-        accepted = ", ".join(holder.model_fields) if holder is not None else ""
-        return "is not a field here" + (f" (accepted: {accepted})" if accepted else "")
-    if kind == "string_type":
-        return "must be a string"
-    if kind == "string_pattern_mismatch":
-        return "must be " + PATTERN_WORDS.get(str(ctx.get("pattern")), "in the documented form")
-    if kind == "string_too_long":
-        return f"must be at most {ctx['max_length']} characters long"
-    if kind in ("int_type", "int_parsing", "int_from_float"):
-        return "must be a whole number"
-    if kind == "greater_than_equal":
-        return f"must be {ctx['ge']} or more"
-    if kind == "less_than_equal":
-        return f"must be at most {ctx['le']}"
-    if kind in ("bool_type", "bool_parsing"):
-        return "must be true or false"
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return "must be a JSON object"
-    if kind == "literal_error":
-        return f"must be one of {ctx.get('expected')}"
-    return "is not valid"
-
-
-def describe(exc: ValidationError, model: type[BaseModel]) -> str:
-    """Every problem with a request body, each naming its field, in words."""
-    problems = []
-    for error in exc.errors(include_url=False):
-        if error["type"] == "json_invalid":
-            return "the request body is not valid JSON"
-        if error["type"] == "value_error":  # the model's own checks say it in words already
-            problems.append(str((error.get("ctx") or {}).get("error", error["msg"])))
-            continue
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
-        problems.append(f"{where.lstrip('.') or 'the request body'} {_wrong(error, model)}")
-    return "; ".join(dict.fromkeys(problems))
