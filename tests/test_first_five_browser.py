@@ -306,3 +306,18 @@ def test_api_docs_render_offline(
         assert f"{server.url}/graphql" in links and f"{server.url}/docs" in links
     report("api_docs_requests_elsewhere", len(browser.elsewhere()), record_property)
     assert browser.elsewhere() == []
+
+
+def test_api_docs_in_key_mode_use_the_same_key(
+    browser: Browser, mongo_uri: str, tmp_path: Path
+) -> None:
+    settings = live_settings(mongo_uri, tmp_path, admin_key="docs-admin-key")
+    with LiveServer(settings) as server:
+        browser.open(f"{server.url}/docs#key=docs-admin-key")
+        browser.wait_for("document.querySelectorAll('.opblock').length")
+        authorized = browser.wait_for(
+            "window.ui.authSelectors.authorized().size && window.ui.authSelectors.authorized().toJS()"
+        )
+        assert authorized["bearer"]["value"] == "docs-admin-key"
+        assert "Forget key" in browser.evaluate("document.getElementById('key-bar').innerText")
+    assert browser.elsewhere() == []

@@ -415,6 +415,7 @@ def big_run(n: int) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 async def test_record_run_past_16_mb_is_session_too_large_and_changes_nothing(
     gql: GraphQLClient,
 ) -> None:

@@ -289,6 +289,7 @@ async def test_reads_project_only_what_is_asked(storage: Storage, commands) -> N
     assert max(commands.reply_bytes) < 1_000  # neither read shipped the 100 kB of messages
 
 
+@pytest.mark.slow
 async def test_write_past_16_mb_is_refused_and_changes_nothing(storage: Storage) -> None:
     await _record(storage, "s1", "r0")
     chunk = "y" * (5 * 1024 * 1024 // 2)  # stored twice: as the message and as run.input
