@@ -8,7 +8,6 @@
       "Swagger UI's scripts did not load from /static/vendor/: reinstall agent-sessions.";
     return;
   }
-  window.agentSessionsKey.bar(config.mode);
   var key = config.mode === "key" ? window.agentSessionsKey.get() : "";
   container.textContent = "";
   window.ui = SwaggerUIBundle({
@@ -22,5 +21,9 @@
     onComplete: function () {
       if (key) window.ui.preauthorizeApiKey("bearer", key);
     },
+  });
+  window.agentSessionsKey.bar(config.mode, function (typed) {
+    if (typed) window.ui.preauthorizeApiKey("bearer", typed);
+    else window.ui.authActions.logout(["bearer"]);
   });
 })();

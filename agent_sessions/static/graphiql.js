@@ -10,18 +10,25 @@
     return;
   }
   var keyMode = config.mode === "key";
-  var key = keyMode ? window.agentSessionsKey.get() : "";
-  window.agentSessionsKey.bar(config.mode);
+  var root = ReactDOM.createRoot(container);
+  var explorer = GraphiQLPluginExplorer.explorerPlugin();
+  var fetcher = GraphiQL.createFetcher({ url: location.origin + location.pathname });
 
-  var props = {
-    fetcher: GraphiQL.createFetcher({ url: location.origin + location.pathname }),
-    defaultQuery: config.defaultQuery,
-    plugins: [GraphiQLPluginExplorer.explorerPlugin()],
-    isHeadersEditorEnabled: true,
-    // The key is kept by key.js; GraphiQL's own storage would keep a stale copy.
-    shouldPersistHeaders: false,
-    defaultEditorToolsVisibility: keyMode ? "headers" : false,
-  };
-  if (key) props.headers = JSON.stringify({ Authorization: "Bearer " + key }, null, 2);
-  ReactDOM.createRoot(container).render(React.createElement(GraphiQL, props));
+  function render(key) {
+    var props = {
+      fetcher: fetcher,
+      defaultQuery: config.defaultQuery,
+      plugins: [explorer],
+      isHeadersEditorEnabled: true,
+      // The key is kept by key.js; GraphiQL's own storage would keep a stale copy.
+      shouldPersistHeaders: false,
+      defaultEditorToolsVisibility: keyMode ? "headers" : false,
+      // A new key replaces the headers editor's contents; the query stays as it is.
+      headers: key ? JSON.stringify({ Authorization: "Bearer " + key }, null, 2) : "",
+    };
+    root.render(React.createElement(GraphiQL, props));
+  }
+
+  window.agentSessionsKey.bar(config.mode, render);
+  render(keyMode ? window.agentSessionsKey.get() : "");
 })();

@@ -39,10 +39,12 @@
   }
 
   // The bar above the page, in key mode: a field to type the key, or which key is in use.
-  function bar(mode) {
+  // onChange(key) tells the page ("" when forgotten); the page stays as it is, editors too.
+  function bar(mode, onChange) {
     var element = document.getElementById("key-bar");
     if (!element || mode !== "key") return;
     element.hidden = false;
+    element.textContent = "";
     var key = get();
     if (key) {
       element.appendChild(text("span", "API key " + key.slice(0, 8) + "… is sent with every request. "));
@@ -50,26 +52,30 @@
       forget.type = "button";
       forget.onclick = function () {
         set("");
-        location.reload();
+        bar(mode, onChange);
+        onChange("");
       };
       element.appendChild(forget);
       return;
     }
     var form = document.createElement("form");
-    form.appendChild(text("label", "This server needs an API key: "));
+    var label = text("label", "This server needs an API key: ");
     var input = document.createElement("input");
     input.type = "password";
     input.name = "key";
     input.placeholder = "ask_…";
     input.autocomplete = "off";
     input.required = true;
-    form.firstChild.appendChild(input);
+    label.appendChild(input);
+    form.appendChild(label);
     form.appendChild(text("button", "Use key"));
     form.appendChild(text("span", " Kept in this browser. Or open this page as …#key=<your key>."));
     form.onsubmit = function (event) {
       event.preventDefault();
-      set(input.value.trim());
-      location.reload();
+      var typed = input.value.trim();
+      set(typed);
+      bar(mode, onChange);
+      onChange(typed);
     };
     element.appendChild(form);
   }
