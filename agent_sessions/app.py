@@ -1,12 +1,12 @@
 """The Starlette application: /graphql (HTTP and WebSocket), the REST shim under /api,
-/healthz, /metrics.
+/healthz, /metrics, and the pages (home, GraphiQL, API docs, their static files).
 
 The lifespan opens storage (starting the embedded database when no MONGODB_URI is set),
-starts the reaper of abandoned runs, and at shutdown drains the runs in progress before
-closing storage. Every error a client can see is JSON; no stack trace leaves the process.
-``/graphql`` follows the GraphQL-over-HTTP spec: ``application/json`` as before, and
-``application/graphql-response+json`` (when the client accepts it) with 4xx statuses for
-requests that cannot be executed.
+says where everything is, starts the reaper of abandoned runs, and at shutdown drains
+the runs in progress before closing storage. Every error a client can see is JSON; no
+stack trace leaves the process. ``/graphql`` follows the GraphQL-over-HTTP spec:
+``application/json`` as before, and ``application/graphql-response+json`` (when the
+client accepts it) with 4xx statuses for requests that cannot be executed.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from agent_sessions import pages
 from agent_sessions.agents import AgentRunner
 from agent_sessions.agents.live import LiveRuns
 from agent_sessions.errors import ServiceError, Unauthenticated
@@ -170,7 +171,7 @@ async def graphql_endpoint(request: Request) -> Response:
     if request.method == "GET" and view.should_render_graphql_ide(
         view.request_adapter_class(request)
     ):
-        return await view.render_graphql_ide(request)  # the explorer page holds no data
+        return pages.graphiql(request)  # the explorer page holds no data
     request.state.graphql_response = wants_graphql_response(request.headers.get("accept"))
     request.state.graphql_request_failed = False
     response = await _graphql(request, services)
@@ -381,6 +382,8 @@ def build_app(
             )
         orphan_watch = asyncio.create_task(_exit_when_orphaned()) if worker else None
         services.runs.start_reaper()
+        for line in pages.startup_lines(settings, services._storage):
+            log.info("%s", line)
         try:
             yield
         finally:
@@ -399,6 +402,7 @@ def build_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         *rest_routes,
+        *pages.routes,
     ]
     app = Starlette(
         routes=routes,

@@ -1,5 +1,5 @@
-"""The ``agent-sessions`` command: ``serve``, ``keys create|list|revoke`` and the data
-commands ``export``, ``import``, ``demo``."""
+"""The ``agent-sessions`` command: ``serve``, ``keys create|list|revoke``, ``schema``, and
+the data commands ``export``, ``import``, ``demo``, ``migrate``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 import tempfile
+import textwrap
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -22,39 +23,98 @@ from typing import Any
 from pydantic import ValidationError
 from uvicorn.supervisors import Multiprocess
 
-from agent_sessions import data_commands
+from agent_sessions import __version__, data_commands
 from agent_sessions.observability import configure_logging
-from agent_sessions.settings import Settings, load_settings
+from agent_sessions.resolvers.validation import describe
+from agent_sessions.settings import AgentConfig, Settings, load_settings, setting_sources
 from agent_sessions.storage import EmbeddedServerError, KeyRecord, Storage
 from agent_sessions.storage.embedded import start_embedded
 
 log = logging.getLogger("agent_sessions")
 
+DESCRIPTION = (
+    "Stores conversations between users and AI agents (messages, runs, the retrieved "
+    "context of each answer) and serves them over GraphQL and REST."
+)
+WIDTH = 88
+
+
+def _help(name: str) -> str:
+    """A flag's help: the setting's description and its default, from ``Settings``."""
+    [source] = [s for s in setting_sources() if s.name == name]
+    default = f" (default {source.default})" if source.default not in (None, "none") else ""
+    return source.description + default
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mongodb-uri", help="MongoDB to use; default: the embedded database")
-    parser.add_argument("--data-dir", type=Path, help="where the embedded database keeps its data")
-    parser.add_argument("--config", type=Path, help="TOML config file (agents, settings)")
+    parser.add_argument("--mongodb-uri", metavar="URI", help=_help("mongodb_uri"))
+    parser.add_argument("--data-dir", type=Path, metavar="DIR", help=_help("data_dir"))
+    parser.add_argument("--config", type=Path, metavar="FILE", help=_help("config"))
+
+
+def _wrapped(text: str, first: int, rest: int = 6) -> list[str]:
+    return textwrap.wrap(
+        text, WIDTH, initial_indent=" " * first, subsequent_indent=" " * rest,
+        break_on_hyphens=False,
+    )  # fmt: skip
+
+
+def settings_help(parser: argparse.ArgumentParser) -> str:
+    """Every setting, with the flag (if ``parser`` has one), the environment variables and
+    the config key that set it; generated from ``Settings``, so it cannot drift."""
+    flags = set(parser._option_string_actions)  # argparse keeps no public list of them
+    lines = ["settings: a flag wins over the environment, the environment over the config file", ""]
+    for source in setting_sources():
+        flag = "--" + source.name.replace("_", "-")
+        names = [flag] if flag in flags else []
+        names += source.environment
+        if source.config_key is not None:
+            names.append(f"config key {source.config_key}")
+        default = f" (default {source.default})" if source.default is not None else ""
+        lines += _wrapped(", ".join(names) + default, 2)
+        lines += _wrapped(source.description, 6)
+    lines += ["", "each [agents.<id>] section of the config file takes:", ""]
+    for name, field in AgentConfig.model_fields.items():
+        if field.description:
+            lines += _wrapped(f"{name}: {field.description}", 2)
+    return "\n".join(lines)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="agent-sessions", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="agent-sessions",
+        description=DESCRIPTION,
+        epilog="'agent-sessions COMMAND --help' tells more about each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"agent-sessions {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the HTTP server")
-    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to bind (default 8080)")
+    serve = commands.add_parser(
+        "serve",
+        help="run the HTTP server (GraphQL, REST, GraphiQL, API docs)",
+        description=textwrap.fill(
+            "Run the HTTP server: GraphQL at /graphql (GraphiQL in a browser), the REST "
+            "paths under /api, their docs at /docs, a home page at /.",
+            WIDTH,
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keeps the settings list
+    )
+    serve.add_argument("--host", help=_help("host"))
+    serve.add_argument("--port", type=int, help=_help("port"))
     serve.add_argument(
-        "--insecure-no-auth",
-        action="store_true",
-        default=None,
-        help="allow binding a non-loopback address without AGENT_SESSIONS_ADMIN_KEY",
+        "--insecure-no-auth", action="store_true", default=None, help=_help("insecure_no_auth")
     )
     serve.add_argument("--workers", type=int, help="uvicorn worker processes (default 1)")
     _common(serve)
+    serve.epilog = settings_help(serve)
 
-    keys = commands.add_parser("keys", help="manage API keys")
-    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    keys = commands.add_parser(
+        "keys",
+        help="create, list and revoke API keys",
+        description="Manage API keys. With a server running on the embedded database of "
+        "the same data directory, these reach that server's database.",
+    )
+    key_commands = keys.add_subparsers(dest="keys_command", metavar="COMMAND")
     create = key_commands.add_parser("create", help="create a key and print it once")
     create.add_argument("--user", required=True, help="the user id the key acts as")
     create.add_argument("--admin", action="store_true", help="the key may act for any user")
@@ -62,10 +122,18 @@ def _parser() -> argparse.ArgumentParser:
     listing = key_commands.add_parser("list", help="list keys (never the keys themselves)")
     listing.add_argument("--json", action="store_true", help="a JSON array, for scripts")
     _common(listing)
-    revoke = key_commands.add_parser("revoke", help="revoke a key by id")
-    revoke.add_argument("id")
+    revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("id", help="the key's id, as create and list show it")
     _common(revoke)
     data_commands.add_parsers(commands, _common)
+
+    commands.add_parser(
+        "schema",
+        help="print the GraphQL schema (SDL), for client code generation",
+        description="Print the GraphQL schema this version serves, in SDL, with the "
+        "description of every type, field and argument.",
+    )
+    parser.set_defaults(keys_parser=keys)
     return parser
 
 
@@ -259,8 +327,28 @@ def _key_json(r: KeyRecord) -> dict[str, object]:
     }
 
 
+def schema_sdl() -> str:
+    """The served GraphQL schema in SDL."""
+    from agent_sessions.schema import build_schema
+
+    return build_schema().as_str()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    if args.command == "keys" and args.keys_command is None:
+        args.keys_parser.print_help()
+        return 0
+    if args.command == "schema":
+        try:
+            print(schema_sdl())
+        except BrokenPipeError:  # agent-sessions schema | head: the reader has enough
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     flags = {
         "mongodb_uri": args.mongodb_uri,
         "data_dir": args.data_dir,
@@ -272,8 +360,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         settings = load_settings(**flags)
-    except (ValidationError, FileNotFoundError, ValueError) as exc:
-        print(f"agent-sessions: invalid settings: {exc}", file=sys.stderr)
+    except ValidationError as exc:
+        print(f"agent-sessions: invalid settings: {describe(exc, Settings)}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"agent-sessions: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
     try:

@@ -98,10 +98,13 @@ async def storage(mongo_uri: str, commands: CommandLog, bounds: Bounds) -> Async
         await st.client.close()
 
 
-@pytest.fixture(params=[True, False], ids=["compiled", "normal"])
+@pytest.fixture(
+    params=[True, pytest.param(False, marks=pytest.mark.slow)], ids=["compiled", "normal"]
+)
 def compiled(request: pytest.FixtureRequest) -> bool:
     """Every test that builds the app runs twice: queries through compiled plans (the
-    default) and through normal Strawberry execution only."""
+    default) and through normal Strawberry execution only (in the full run: the fast inner
+    loop, ``-m "not slow"``, keeps the compiled one)."""
     return request.param
 
 

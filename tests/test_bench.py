@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.__main__ import RATIOS
+
+pytestmark = pytest.mark.slow  # a whole benchmark run: not in the fast inner loop
 
 ROOT = Path(__file__).resolve().parent.parent
 

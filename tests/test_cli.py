@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 COMMAND = str(Path(sys.executable).with_name("agent-sessions"))
+pytestmark = pytest.mark.slow  # real processes: not in the fast inner loop
 
 
 def _free_port() -> int:

@@ -197,6 +197,7 @@ def _response(result: Any) -> bytes:
     return orjson.dumps({"data": result.data, "errors": errors}, option=orjson.OPT_NON_STR_KEYS)
 
 
+@pytest.mark.slow  # hundreds of generated queries: not in the fast inner loop
 @pytest.mark.parametrize(
     "caller", [OPEN_MODE_CALLER, Caller("alice", is_admin=False)], ids=["admin", "alice"]
 )

@@ -417,6 +417,7 @@ def big_run(n: int, size: int = BIG) -> dict[str, Any]:
 RECORD_ID = "mutation($input: RecordRunInput!) { recordRun(input: $input) { id } }"
 
 
+@pytest.mark.slow
 async def test_a_session_grows_past_16_mb(gql: GraphQLClient) -> None:
     # 24 MB of tool results: far past one document's 16 MiB; older turns move into pages.
     await record(gql, sessionId="huge", runId="small")

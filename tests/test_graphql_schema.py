@@ -1,5 +1,7 @@
 """The served schema against the pinned one: every pinned type, field, argument, default
-and nullability is exactly as pinned; anything more is an addition, never a change."""
+and nullability is exactly as pinned; anything more is an addition, never a change. The
+served schema is read from the SDL that ``agent-sessions schema`` prints, the document
+client code generation uses; every type, field and argument in it is described."""
 
 from __future__ import annotations
 
@@ -7,7 +9,10 @@ from pathlib import Path
 
 import pytest
 from graphql import (
+    GraphQLArgument,
     GraphQLEnumType,
+    GraphQLField,
+    GraphQLInputField,
     GraphQLInputObjectType,
     GraphQLObjectType,
     GraphQLScalarType,
@@ -17,10 +22,11 @@ from graphql import (
 )
 from graphql.utilities import ast_from_value
 
+from agent_sessions.cli import schema_sdl
 from agent_sessions.schema import build_schema as build_served_schema
 
 PINNED = build_schema((Path(__file__).parent / "pinned_schema.graphql").read_text())
-SERVED = build_served_schema()._schema
+SERVED = build_schema(schema_sdl())
 
 
 def _default(arg_or_field: object, type_: object) -> object:
@@ -108,3 +114,32 @@ async def test_introspection_is_on_by_default_and_off_with_the_setting() -> None
     assert (await build_served_schema(introspection=False).execute("{ __typename }")).data == {
         "__typename": "Query"
     }
+
+
+BUILT_IN = {"String", "Int", "Float", "Boolean", "ID"}
+
+
+def _described() -> list[tuple[str, object]]:
+    """Every type, field, argument and enum value of the printed schema, by name."""
+    items: list[tuple[str, object]] = []
+    for name, type_ in _named_types(SERVED).items():
+        if name in BUILT_IN:
+            continue
+        items.append((name, type_))
+        if isinstance(type_, GraphQLEnumType):
+            items += [(f"{name}.{v}", value) for v, value in type_.values.items()]
+        if isinstance(type_, (GraphQLObjectType, GraphQLInputObjectType)):
+            for field_name, field in type_.fields.items():
+                items.append((f"{name}.{field_name}", field))
+                for arg_name, arg in getattr(field, "args", {}).items():
+                    items.append((f"{name}.{field_name}({arg_name})", arg))
+    return items
+
+
+def test_every_type_field_and_argument_has_a_description() -> None:
+    items = _described()
+    kinds = {type(item) for _, item in items}
+    assert {GraphQLObjectType, GraphQLField, GraphQLArgument, GraphQLInputField} <= kinds
+    undescribed = [name for name, item in items if not (item.description or "").strip()]  # type: ignore[attr-defined]
+    assert undescribed == [], f"{len(undescribed)} of {len(items)} undescribed"
+    assert len(items) > 200

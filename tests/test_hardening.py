@@ -141,6 +141,7 @@ async def test_an_agent_run_must_be_sent_as_json(client: httpx.AsyncClient) -> N
     )
 
 
+@pytest.mark.slow
 async def test_a_database_outage_during_key_lookup_is_503_in_each_shape(tmp_path: Path) -> None:
     server = start_embedded(tmp_path / "db")
     storage = await Storage.connect(server.uri, f"t_{uuid.uuid4().hex[:8]}", embedded=server)
@@ -162,6 +163,7 @@ async def test_a_database_outage_during_key_lookup_is_503_in_each_shape(tmp_path
 # --- the embedded database's directory ----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_start_that_times_out_is_a_clear_error(tmp_path: Path) -> None:
     silent = tmp_path / "silent-secantusd"
     silent.write_text("#!/bin/sh\nsleep 30\n")
@@ -171,6 +173,7 @@ def test_a_start_that_times_out_is_a_clear_error(tmp_path: Path) -> None:
     start_embedded(tmp_path / "data").stop()  # the directory was let go
 
 
+@pytest.mark.slow
 def test_a_server_does_not_join_a_database_another_process_owns(tmp_path: Path) -> None:
     first = start_embedded(tmp_path)
     try:

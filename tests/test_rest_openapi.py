@@ -78,6 +78,7 @@ def test_document_is_openapi_3_1(live: LiveServer) -> None:
 
 # Generated cases for every operation, valid (positive) and invalid (negative) inputs; the
 # seeded session's id is offered too, so the 200 paths are exercised, not only the 404s.
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_api_conforms(api_schema: Any, mode: GenerationMode) -> None:
     @given(case=api_schema.as_strategy(mode), seeded=st.booleans())

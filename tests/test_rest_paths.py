@@ -658,6 +658,7 @@ async def test_session_messages_of_an_empty_session(
     assert response.json() == []
 
 
+@pytest.mark.slow
 async def test_session_with_more_than_1000_messages_returns_all_in_order(
     client: httpx.AsyncClient, gql: GraphQLClient
 ) -> None:
@@ -795,6 +796,7 @@ async def test_session_runs_of_an_empty_session(
     assert response.json() == []
 
 
+@pytest.mark.slow
 async def test_session_with_more_than_1000_runs_returns_all_oldest_first(
     client: httpx.AsyncClient, gql: GraphQLClient, storage: Storage
 ) -> None:
@@ -1125,6 +1127,7 @@ async def test_unknown_api_path_is_404_json(
         ("POST", "/api/nope"),
     ],
 )
+@pytest.mark.slow
 async def test_body_over_8_mib_is_413(
     client: httpx.AsyncClient, gql: GraphQLClient, storage: Storage, method: str, path: str
 ) -> None:
@@ -1175,6 +1178,7 @@ async def test_body_of_exactly_8_mib_is_not_refused(
 # --- 503 ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_database_down_is_503(tmp_path: Path) -> None:
     server = start_embedded(tmp_path / "db503")
     st: Storage | None = None

@@ -17,6 +17,8 @@ from agent_sessions.settings import Settings
 from agent_sessions.storage import Storage
 from agent_sessions.storage.embedded import EmbeddedServerError, start_embedded
 
+pytestmark = pytest.mark.slow  # real database processes: not in the fast inner loop
+
 
 def _free_port() -> int:
     with socket.socket() as s:

@@ -377,6 +377,7 @@ async def test_one_message_past_its_bound_is_refused_and_changes_nothing(storage
     assert await storage.sessions.get_session("s1", owner=None) == before
 
 
+@pytest.mark.slow
 async def test_a_session_grows_past_16_mb(storage: Storage) -> None:
     # The wall the single document had: ~1 MB user messages refused from the 9th on.
     megabyte = "z" * 1_000_000

@@ -15,11 +15,18 @@ def _encode(payload: object) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(payload)).decode()
 
 
-def _decode(cursor: str) -> object:
+def _invalid(argument: str, cursor: str) -> BadInput:
+    return BadInput(
+        f"{argument} must be a cursor this list gave out (a startCursor, endCursor or an "
+        f"edge's cursor), got {cursor!r}"
+    )
+
+
+def _decode(cursor: str, argument: str) -> object:
     try:
         return orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
     except (binascii.Error, ValueError, UnicodeEncodeError):
-        raise BadInput(f"invalid cursor {cursor!r}") from None
+        raise _invalid(argument, cursor) from None
 
 
 MAX_POSITION = 2**31  # far beyond any session that fits in 16 MB
@@ -31,10 +38,11 @@ def position_cursor(kind: str, position: int) -> str:
     return _encode([kind, position])
 
 
-def decode_position(kind: str, cursor: str | None) -> int | None:
+def decode_position(kind: str, cursor: str | None, argument: str = "cursor") -> int | None:
+    """The position in a cursor of ``kind``; ``argument`` names it in the error."""
     if cursor is None:
         return None
-    value = _decode(cursor)
+    value = _decode(cursor, argument)
     if (
         not isinstance(value, list)
         or len(value) != 2
@@ -42,7 +50,7 @@ def decode_position(kind: str, cursor: str | None) -> int | None:
         or not isinstance(value[1], int)
         or not 0 <= value[1] < MAX_POSITION
     ):
-        raise BadInput(f"invalid cursor {cursor!r}")
+        raise _invalid(argument, cursor)
     return value[1]
 
 
@@ -54,10 +62,13 @@ def session_cursor(updated_at: datetime, session_id: str) -> str:
     return _encode(["s", (updated_at - EPOCH) // MILLISECOND, session_id])
 
 
-def decode_session_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+def decode_session_cursor(
+    cursor: str | None, argument: str = "cursor"
+) -> tuple[datetime, str] | None:
+    """The (updatedAt, id) in a session cursor; ``argument`` names it in the error."""
     if cursor is None:
         return None
-    value = _decode(cursor)
+    value = _decode(cursor, argument)
     if (
         not isinstance(value, list)
         or len(value) != 3
@@ -65,9 +76,9 @@ def decode_session_cursor(cursor: str | None) -> tuple[datetime, str] | None:
         or not isinstance(value[1], int)
         or not isinstance(value[2], str)
     ):
-        raise BadInput(f"invalid cursor {cursor!r}")
+        raise _invalid(argument, cursor)
     try:
         t = EPOCH + value[1] * MILLISECOND
     except OverflowError:
-        raise BadInput(f"invalid cursor {cursor!r}") from None
+        raise _invalid(argument, cursor) from None
     return t, value[2]

@@ -157,7 +157,7 @@ async def sessions(
     bounded("last", last, SESSIONS_MAX)
     if last is not None and not _explicit(info, "first"):
         first = None  # `first` has a default; `last` alone pages backwards
-    a, b = decode_session_cursor(after), decode_session_cursor(before)
+    a, b = decode_session_cursor(after, "after"), decode_session_cursor(before, "before")
     sf = session_filter(filt)
     fields = session_fields(info, (("nodes",), ("edges", "node"))) | {"updated_at"}
     if first is None and last is not None:

@@ -29,7 +29,7 @@ def window(kind: str, args: Mapping[str, Any]) -> Window:
     first, last, after, before = args["first"], args["last"], args["after"], args["before"]
     bounded("first", first, ITEMS_MAX)
     bounded("last", last, ITEMS_MAX)
-    a, b = decode_position(kind, after), decode_position(kind, before)
+    a, b = decode_position(kind, after, "after"), decode_position(kind, before, "before")
     if first is None and last is None:
         if before is not None and after is None:
             last = ITEMS_DEFAULT

@@ -21,7 +21,7 @@ def reasoning_doc(r: Any | None) -> Doc | None:
     if r is None:
         return None
     if r.budget_tokens is not None and r.budget_tokens < 0:
-        raise BadInput("reasoning.budgetTokens must be 0 or more")
+        raise BadInput(f"reasoning.budgetTokens must be 0 or more (got {r.budget_tokens})")
     enabled = True if r.enabled is None else r.enabled
     return {"enabled": enabled, "effort": r.effort, "budget_tokens": r.budget_tokens}
 
@@ -35,13 +35,16 @@ def usage_doc(u: Any | None) -> Doc | None:
         "reasoning_tokens": u.reasoning_tokens,
         "total_tokens": u.total_tokens,
     }
-    if any(v is not None and v < 0 for v in doc.values()):
-        raise BadInput("token counts must be 0 or more")
+    for key, value in doc.items():
+        if value is not None and value < 0:
+            field = key.split("_")[0] + "Tokens"  # the input's camelCase name
+            raise BadInput(f"usage.{field} must be 0 or more (got {value})")
     return doc
 
 
-def chunk_doc(c: Any) -> Doc:
-    name(c.id, "retrievedContext.id")
+def chunk_doc(c: Any, n: int) -> Doc:
+    where = f"retrievedContext[{n}]"
+    name(c.id, f"{where}.id")
     return {
         "id": c.id,
         "text": c.text,
@@ -53,23 +56,23 @@ def chunk_doc(c: Any) -> Doc:
         "knowledge_base_id": c.knowledge_base_id,
         "kb_name": c.kb_name,
         "indexing_strategy": c.indexing_strategy,
-        "meta": json_object(c.meta, "retrievedContext.meta") if c.meta is not None else {},
+        "meta": json_object(c.meta, f"{where}.meta") if c.meta is not None else {},
         "included_in_context": c.included_in_context is not False,
     }
 
 
 def message_docs(messages: list[Any], run_id: str, created_at: Any) -> list[Doc]:
     docs = []
-    for m in messages:
+    for i, m in enumerate(messages):
         calls = None
         if m.tool_calls:
             calls = [
                 {
-                    "id": name(c.id, "toolCalls.id"),
-                    "name": name(c.name, "toolCalls.name"),
+                    "id": name(c.id, f"messages[{i}].toolCalls[{j}].id"),
+                    "name": name(c.name, f"messages[{i}].toolCalls[{j}].name"),
                     "arguments": c.arguments,
                 }
-                for c in m.tool_calls
+                for j, c in enumerate(m.tool_calls)
             ]
         docs.append(
             message_document(
@@ -79,7 +82,7 @@ def message_docs(messages: list[Any], run_id: str, created_at: Any) -> list[Doc]
                 created_at=m.created_at or created_at,
                 name=m.name,
                 tool_calls=calls,
-                tool_call_id=name(m.tool_call_id, "toolCallId"),
+                tool_call_id=name(m.tool_call_id, f"messages[{i}].toolCallId"),
             )
         )
     return docs
@@ -119,7 +122,7 @@ async def record_run(info: Any, data: Any) -> tuple[str, Doc]:
         reasoning=reasoning_doc(data.reasoning),
         usage=usage_doc(data.usage),
         retrieval_diagnostics=json_object(data.retrieval_diagnostics, "retrievalDiagnostics"),
-        retrieved_context=[chunk_doc(c) for c in data.retrieved_context or ()],
+        retrieved_context=[chunk_doc(c, n) for n, c in enumerate(data.retrieved_context or ())],
     )
     # An administrator naming a user writes only into that user's sessions; one acting
     # as themselves may append to anyone's (the agent runtime's service key does).

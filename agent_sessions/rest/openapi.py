@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from agent_sessions import __version__
 from agent_sessions.resolvers.reads import PAGE_MAX, PAGE_SIZE_MAX
 
 from . import shapes
@@ -73,6 +74,14 @@ COMMON_ERRORS = {
     "503": _error("The database is unavailable."),
 }
 NOT_FOUND = _error("No session exists with the given ID, or it belongs to another user.")
+UNKNOWN_PARAMETER = _error(
+    "A query parameter this path does not take (the message lists those it does)."
+)
+
+
+def served_document(server_url: str) -> dict[str, Any]:
+    """The document as one server serves it: ``servers`` names that server's root."""
+    return {**openapi_document(), "servers": [{"url": server_url}]}
 
 
 @cache
@@ -118,7 +127,10 @@ def openapi_document() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": _json(_ref(shapes.SessionList), "A page of sessions."),
-                    "400": _error("Bad page or size."),
+                    "400": _error(
+                        "Bad page or size, or an unknown query parameter (the message lists "
+                        "those this path takes)."
+                    ),
                     **COMMON_ERRORS,
                 },
             }
@@ -130,6 +142,7 @@ def openapi_document() -> dict[str, Any]:
                 "parameters": [SESSION_ID],
                 "responses": {
                     "200": _json(_ref(shapes.SessionDetail), "The session."),
+                    "400": UNKNOWN_PARAMETER,
                     "404": NOT_FOUND,
                     **COMMON_ERRORS,
                 },
@@ -140,6 +153,7 @@ def openapi_document() -> dict[str, Any]:
                 "parameters": [SESSION_ID],
                 "responses": {
                     "204": {"description": "Deleted."},
+                    "400": UNKNOWN_PARAMETER,
                     "404": NOT_FOUND,
                     **COMMON_ERRORS,
                 },
@@ -152,6 +166,7 @@ def openapi_document() -> dict[str, Any]:
                 "parameters": [SESSION_ID],
                 "responses": {
                     "200": _json(array_of(shapes.ChatMessage), "The messages in order."),
+                    "400": UNKNOWN_PARAMETER,
                     "404": NOT_FOUND,
                     **COMMON_ERRORS,
                 },
@@ -164,6 +179,7 @@ def openapi_document() -> dict[str, Any]:
                 "parameters": [SESSION_ID],
                 "responses": {
                     "200": _json(array_of(shapes.RunSummary), "The runs."),
+                    "400": UNKNOWN_PARAMETER,
                     "404": NOT_FOUND,
                     **COMMON_ERRORS,
                 },
@@ -179,6 +195,7 @@ def openapi_document() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": _json(_ref(shapes.RetrievedContext), "The run's retrieved context."),
+                    "400": UNKNOWN_PARAMETER,
                     "404": _error(
                         "No such session (or not yours), or the run is not in this session."
                     ),
@@ -201,7 +218,10 @@ def openapi_document() -> dict[str, Any]:
                         "as server-sent events, start first, end or error last."
                     ),
                     "201": _json(_ref(shapes.AgentRunResponse), "The finished run."),
-                    "400": _error("Malformed JSON, or a message that is not a non-empty string."),
+                    "400": _error(
+                        "Malformed JSON, a field that is missing or wrong (the message names "
+                        "it and says why), or a query parameter (this path takes none)."
+                    ),
                     "403": _error("A userId naming another user, from a non-administrator."),
                     "404": _error("Unknown agent, or a session id that belongs to another user."),
                     "413": _error("The request body or the session would be too large."),
@@ -260,7 +280,7 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "agent-sessions REST API",
-            "version": "1.0.0",
+            "version": __version__,
             "description": "The documented /api paths, served through the GraphQL resolvers.",
         },
         "paths": paths,

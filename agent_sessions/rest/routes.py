@@ -14,10 +14,10 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from agent_sessions.errors import ServiceError
-from agent_sessions.resolvers.validation import is_client_id
+from agent_sessions.resolvers.validation import describe, is_client_id
 
 from . import events
-from .openapi import openapi_document
+from .openapi import served_document
 from .responses import JSONResponse
 from .shapes import AgentRunRequest
 
@@ -121,11 +121,19 @@ def _json(content: Any, status: int = 200) -> Response:
     return JSONResponse(content, status_code=status)
 
 
-def endpoint(handler: Handler) -> Handler:
-    """Turn every failure into ``{"error": ...}`` with its status."""
+def endpoint(handler: Handler | None = None, *, query: tuple[str, ...] = ()) -> Any:
+    """A path's handler (``@endpoint``, or ``@endpoint(query=...)`` naming the query
+    parameters it accepts): any other parameter is a 400 that lists them, since a misspelt
+    ``limit`` must not silently mean "everything"; every failure becomes ``{"error": ...}``
+    with its status."""
+    if handler is None:
+        return lambda h: endpoint(h, query=query)
 
     async def run(request: Request) -> Response:
         try:
+            unknown = [name for name in request.query_params if name not in query]
+            if unknown:
+                raise RestError(400, {"error": _unknown_parameters(unknown, query)})
             return await handler(request)
         except RestError as exc:
             return _json(exc.body, exc.status)
@@ -133,6 +141,14 @@ def endpoint(handler: Handler) -> Handler:
             return _json({"error": exc.message}, exc.status)
 
     return run
+
+
+def _unknown_parameters(unknown: list[str], accepted: tuple[str, ...]) -> str:
+    names = ", ".join(repr(n) for n in dict.fromkeys(unknown))
+    plural = "s" if len(set(unknown)) > 1 else ""
+    if not accepted:
+        return f"unknown query parameter{plural} {names}: this path takes none"
+    return f"unknown query parameter{plural} {names}; this path accepts {', '.join(accepted)}"
 
 
 async def execute(request: Request, document: str, variables: dict[str, Any]) -> dict[str, Any]:
@@ -312,7 +328,10 @@ def _run(r: dict[str, Any]) -> dict[str, Any]:
 # --- paths ------------------------------------------------------------------------------
 
 
-@endpoint
+LIST_PARAMETERS = ("userId", "user_id", "agentId", "agent_id", "page", "size")
+
+
+@endpoint(query=LIST_PARAMETERS)
 async def list_sessions(request: Request) -> Response:
     user_id, user_conflict = query_filter(request, "userId", "user_id")
     agent_id, agent_conflict = query_filter(request, "agentId", "agent_id")
@@ -399,7 +418,7 @@ async def run_agent(request: Request) -> Response:
     try:
         body = AgentRunRequest.model_validate_json(await request.body())
     except ValidationError as exc:
-        raise RestError(400, {"error": _validation_message(exc)}) from None
+        raise RestError(400, {"error": describe(exc, AgentRunRequest)}) from None
     variables = body.variables(request.path_params["agentId"])
     if events.wants_stream(request, body.stream):
         # Bad input, an unknown agent, another user's session: errors before any event.
@@ -445,21 +464,13 @@ async def cancel_run(request: Request) -> Response:
     return _json(_run(run), 202 if run["status"] == "RUNNING" else 200)
 
 
-def _validation_message(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    if first["type"] == "json_invalid":
-        return "the request body is not valid JSON"
-    where = ".".join(str(part) for part in first["loc"])
-    return f"{where}: {first['msg']}" if where else f"the request body is invalid: {first['msg']}"
-
-
 async def session_resource(request: Request) -> Response:
     # One route for both methods, so a 405 on this path names both in Allow.
     return await (delete_session if request.method == "DELETE" else get_session)(request)
 
 
 async def openapi(request: Request) -> Response:
-    return _json(openapi_document())
+    return _json(served_document(str(request.base_url).rstrip("/")))
 
 
 routes = [

@@ -32,6 +32,7 @@ from .types import (
     SessionConnection,
     SessionPage,
     Viewer,
+    argument,
     given,
     session_connection,
 )
@@ -42,22 +43,33 @@ MAX_TOKENS = 10_000
 DOCUMENT_CACHE = 512  # distinct documents whose parse and validation are kept
 
 
-@strawberry.type
+SessionId = argument("Session ID.", ID)
+Filter = argument("Which sessions: by user, agent and updatedAt range.", SessionFilter | None)
+
+
+@strawberry.type(description="Sessions, runs, and who you are.")
 class Query:
-    @strawberry.field(description="null when missing or not yours")
-    async def session(self, info: Info, id: ID) -> Session | None:
+    @strawberry.field(description="Get a session by ID; null when it is missing or not yours.")
+    async def session(self, info: Info, id: SessionId) -> Session | None:
         doc = await reads.session(info, id)
         return Session.from_doc(doc) if doc is not None else None
 
-    @strawberry.field(description="Newest updatedAt first. `last`/`before` page backwards.")
+    @strawberry.field(
+        description="A paginated list of sessions, newest updatedAt first; a user sees only "
+        "their own. `last`/`before` page backwards."
+    )
     async def sessions(
         self,
         info: Info,
-        filter: SessionFilter | None = UNSET,
-        first: int | None = 20,
-        after: str | None = UNSET,
-        last: int | None = UNSET,
-        before: str | None = UNSET,
+        filter: Filter = UNSET,
+        first: argument(
+            "The first this many sessions (after `after`); at most 100.", int | None
+        ) = 20,
+        after: argument("A cursor: the sessions after it.", str | None) = UNSET,
+        last: argument(
+            "The last this many sessions (before `before`); at most 100.", int | None
+        ) = UNSET,
+        before: argument("A cursor: the sessions before it.", str | None) = UNSET,
     ) -> SessionConnection:
         listing = await reads.sessions(
             info, given(filter), first, given(after), given(last), given(before)
@@ -68,9 +80,9 @@ class Query:
     async def session_page(
         self,
         info: Info,
-        filter: SessionFilter | None = UNSET,
-        page: int = 0,
-        size: int = 20,
+        filter: Filter = UNSET,
+        page: argument("The page number, from 0.", int) = 0,
+        size: argument("Sessions per page, 1-100.", int) = 20,
     ) -> SessionPage:
         docs, total = await reads.session_page(info, given(filter), page, size)
         return SessionPage(
@@ -81,21 +93,33 @@ class Query:
             size=size,
         )
 
-    @strawberry.field
-    async def run(self, info: Info, session_id: ID, run_id: ID) -> Run | None:
+    @strawberry.field(
+        description="One run with its retrieved context; null when the session is missing or "
+        "not yours, or has no such run."
+    )
+    async def run(
+        self,
+        info: Info,
+        session_id: SessionId,
+        run_id: argument("Run ID (a run belonging to this session).", ID),
+    ) -> Run | None:
         doc = await reads.run_with_chunks(info, session_id, run_id)
         return Run.from_doc(session_id, doc) if doc is not None else None
 
-    @strawberry.field
+    @strawberry.field(description="Who the request acts as.")
     def viewer(self, info: Info) -> Viewer:
         caller = info.context.caller
         return Viewer(user_id=caller.user_id, is_admin=caller.is_admin)
 
 
-@strawberry.type
+@strawberry.type(description="Recording sessions and runs, running agents, managing API keys.")
 class Mutation:
-    @strawberry.mutation
-    async def create_session(self, info: Info, input: CreateSessionInput) -> Session:
+    @strawberry.mutation(
+        description="Create an empty session (recordRun and runAgent create theirs themselves)."
+    )
+    async def create_session(
+        self, info: Info, input: argument("The new session.", CreateSessionInput)
+    ) -> Session:
         return Session.from_doc(await writes.create_session(info, input))
 
     @strawberry.mutation(
@@ -104,12 +128,17 @@ class Mutation:
             "Run.content = last ASSISTANT message's content unless given."
         )
     )
-    async def record_run(self, info: Info, input: RecordRunInput) -> Run:
+    async def record_run(
+        self, info: Info, input: argument("The run with its messages and context.", RecordRunInput)
+    ) -> Run:
         session_id, run = await writes.record_run(info, input)
         return Run.from_doc(session_id, run)
 
-    @strawberry.mutation(description="false when missing or not yours")
-    async def delete_session(self, info: Info, id: ID) -> bool:
+    @strawberry.mutation(
+        description="Delete a session and all its runs, messages and retrieved context; "
+        "false when it is missing or not yours."
+    )
+    async def delete_session(self, info: Info, id: SessionId) -> bool:
         return await writes.delete_session(info, id)
 
     @strawberry.mutation(
@@ -121,11 +150,17 @@ class Mutation:
     async def run_agent(
         self,
         info: Info,
-        agent_id: str,
-        message: str,
-        session_id: ID | None = UNSET,
-        reasoning: ReasoningInput | None = UNSET,
-        user_id: str | None = UNSET,
+        agent_id: argument("An agent declared in the config file.", str),
+        message: argument("The user's new message.", str),
+        session_id: argument(
+            "Continue this session; absent: a new one. An id that does not exist (never, or "
+            "deleted) starts a new session with that id and no memory.",
+            ID | None,
+        ) = UNSET,
+        reasoning: argument(
+            "How the model should reason on this run.", ReasoningInput | None
+        ) = UNSET,
+        user_id: argument("Run for this user (administrators only).", str | None) = UNSET,
     ) -> Run:
         session, run = await agents.run_agent(
             info.context,
@@ -174,13 +209,21 @@ class Mutation:
 
     @strawberry.mutation(description="Administrators only. The key is returned here, once.")
     async def create_api_key(
-        self, info: Info, user_id: str, admin: bool | None = False
+        self,
+        info: Info,
+        user_id: argument("The user the key acts as.", str),
+        admin: argument("Whether the key may act for any user.", bool | None) = False,
     ) -> ApiKeyPayload:
         key_id, key = await writes.create_api_key(info, user_id, bool(admin))
         return ApiKeyPayload(id=key_id, key=key)
 
-    @strawberry.mutation(description="false when there is no such live key (of yours).")
-    async def revoke_api_key(self, info: Info, id: ID) -> bool:
+    @strawberry.mutation(
+        description="Revoke an API key from the next request on; false when there is no such "
+        "live key (of yours)."
+    )
+    async def revoke_api_key(
+        self, info: Info, id: argument("The key's id (not the key).", ID)
+    ) -> bool:
         return await writes.revoke_api_key(info, id)
 
 

@@ -1,6 +1,7 @@
 """GraphQL input types."""
 
 import dataclasses
+from typing import Any
 
 import strawberry
 from strawberry import ID, UNSET
@@ -18,68 +19,85 @@ class _Input:
                 setattr(self, f.name, None)
 
 
-@strawberry.input
+def given(description: str, default: Any = UNSET) -> Any:
+    """An input field with its description; left out, it is ``default``."""
+    return strawberry.field(default=default, description=description)
+
+
+def required(description: str) -> Any:
+    return strawberry.field(description=description)
+
+
+@strawberry.input(description="Which sessions to list; the conditions combine.")
 class SessionFilter(_Input):
-    user_id: str | None = UNSET
-    agent_id: str | None = UNSET
-    updated_after: DateTime | None = strawberry.field(default=UNSET, description="Exclusive bound.")
-    updated_before: DateTime | None = strawberry.field(
-        default=UNSET, description="Exclusive bound."
+    user_id: str | None = given("Filter sessions to those belonging to a specific user.")
+    agent_id: str | None = given("Filter sessions to those involving a specific agent.")
+    updated_after: DateTime | None = given("Sessions updated after this instant (exclusive).")
+    updated_before: DateTime | None = given("Sessions updated before this instant (exclusive).")
+
+
+@strawberry.input(description="A tool call of an assistant message, as in OpenAI's tool_calls.")
+class ToolCallInput(_Input):
+    id: ID = required("The tool call's id; the tool message answering it names it.")
+    name: str = required("The function the model called.")
+    arguments: str | None = given("The raw JSON string the model produced.")
+
+
+@strawberry.input(description="One message a run added.")
+class MessageInput(_Input):
+    role: Role = required("Who wrote it.")
+    content: str | None = given("Its text; may be absent for an assistant that only calls tools.")
+    name: str | None = given("Tool messages: the tool's name.")
+    tool_calls: list[ToolCallInput] | None = given("Assistant messages: the tools it called.")
+    tool_call_id: ID | None = given("Tool messages: the id of the tool call it answers.")
+    created_at: DateTime | None = given("When it was written; default: the run's createdAt.")
+
+
+@strawberry.input(description="How the model is asked to reason on a run.")
+class ReasoningInput(_Input):
+    enabled: bool | None = given("Whether reasoning is on.", default=True)
+    effort: str | None = given(
+        "The effort (such as low, medium, high); sent to OpenAI-compatible servers as "
+        "reasoning_effort."
+    )
+    budget_tokens: int | None = given("At most this many reasoning tokens (0 or more).")
+
+
+@strawberry.input(description="The tokens a run used, as its backend reported them.")
+class TokenUsageInput(_Input):
+    input_tokens: int | None = given("Tokens of the prompt (0 or more).")
+    output_tokens: int | None = given("Tokens of the answer (0 or more).")
+    reasoning_tokens: int | None = given("Tokens spent reasoning (0 or more).")
+    total_tokens: int | None = given("All tokens of the run (0 or more).")
+
+
+@strawberry.input(description="A knowledge-base chunk fetched during the run's retrieval.")
+class RetrievedChunkInput(_Input):
+    id: ID = required("The chunk's id.")
+    text: str = required("The chunk's text.")
+    score: float | None = given("The final score (the reranker's, when there is one).")
+    retrieval_score: float | None = given("The retriever's score.")
+    reranker_score: float | None = given("The reranker's score.")
+    source_id: ID | None = given("The id of the document the chunk comes from.")
+    source_name: str | None = given("The name of that document, such as Q3-2025.pdf.")
+    knowledge_base_id: ID | None = given("The knowledge base's id.")
+    kb_name: str | None = given("The knowledge base's name.")
+    indexing_strategy: str | None = given("How the source was indexed, such as chunk_embed.")
+    meta: JSON | None = given("Anything else to keep with the chunk (a JSON object).")
+    included_in_context: bool | None = given(
+        "Whether the chunk went into the model's context.", default=True
     )
 
 
-@strawberry.input
-class ToolCallInput(_Input):
-    id: ID
-    name: str
-    arguments: str | None = UNSET
-
-
-@strawberry.input
-class MessageInput(_Input):
-    role: Role
-    content: str | None = UNSET
-    name: str | None = UNSET
-    tool_calls: list[ToolCallInput] | None = UNSET
-    tool_call_id: ID | None = UNSET
-    created_at: DateTime | None = UNSET
-
-
-@strawberry.input
-class ReasoningInput(_Input):
-    enabled: bool | None = True
-    effort: str | None = UNSET
-    budget_tokens: int | None = UNSET
-
-
-@strawberry.input
-class TokenUsageInput(_Input):
-    input_tokens: int | None = UNSET
-    output_tokens: int | None = UNSET
-    reasoning_tokens: int | None = UNSET
-    total_tokens: int | None = UNSET
-
-
-@strawberry.input
-class RetrievedChunkInput(_Input):
-    id: ID
-    text: str
-    score: float | None = UNSET
-    retrieval_score: float | None = UNSET
-    reranker_score: float | None = UNSET
-    source_id: ID | None = UNSET
-    source_name: str | None = UNSET
-    knowledge_base_id: ID | None = UNSET
-    kb_name: str | None = UNSET
-    indexing_strategy: str | None = UNSET
-    meta: JSON | None = UNSET
-    included_in_context: bool | None = True
-
-
-@strawberry.input
+@strawberry.input(
+    description="A finished (or imported) run: its messages in order, and what it "
+    "retrieved, reasoned and used."
+)
 class RecordRunInput(_Input):
-    agent_id: str
-    messages: list[MessageInput]
+    agent_id: str = required("The agent that ran.")
+    messages: list[MessageInput] = required(
+        "What the run added, in order: the user input, tool calls, tool results, the answer."
+    )
     session_id: ID | None = strawberry.field(
         default=UNSET, description="Absent: a new session is created."
     )
@@ -93,26 +111,30 @@ class RecordRunInput(_Input):
     user_id: str | None = strawberry.field(
         default=UNSET, description="Administrators only; default: the caller."
     )
-    status: RunStatus | None = RunStatus.COMPLETED
+    status: RunStatus | None = given("The run's status.", default=RunStatus.COMPLETED)
     content: str | None = strawberry.field(
         default=UNSET,
         description="The final answer; default: the last assistant message's content.",
     )
-    reasoning: ReasoningInput | None = UNSET
-    usage: TokenUsageInput | None = UNSET
-    error: str | None = UNSET
-    retrieval_diagnostics: JSON | None = UNSET
-    retrieved_context: list[RetrievedChunkInput] | None = UNSET
+    reasoning: ReasoningInput | None = given("How the model was asked to reason.")
+    usage: TokenUsageInput | None = given("The tokens the run used.")
+    error: str | None = given("Why the run failed (with status FAILED).")
+    retrieval_diagnostics: JSON | None = given(
+        "What the retrieval step reported about itself (a JSON object)."
+    )
+    retrieved_context: list[RetrievedChunkInput] | None = given(
+        "The chunks retrieval fetched, in rank order."
+    )
     created_at: DateTime | None = strawberry.field(
         default=UNSET, description="For imports; default: now."
     )
-    completed_at: DateTime | None = UNSET
+    completed_at: DateTime | None = given("When it finished; default: none.")
 
 
-@strawberry.input
+@strawberry.input(description="A new, empty session.")
 class CreateSessionInput(_Input):
-    id: ID | None = UNSET
-    user_id: str | None = UNSET
-    agent_id: str | None = UNSET
-    title: str | None = UNSET
-    metadata: JSON | None = UNSET
+    id: ID | None = given("Its id (1-128 of A-Z a-z 0-9 . _ : -); default: a new UUID.")
+    user_id: str | None = given("The user it belongs to (administrators only); default: you.")
+    agent_id: str | None = given("The agent it is for.")
+    title: str | None = given("A title.")
+    metadata: JSON | None = given("Anything to keep with it (a JSON object).")
