@@ -181,11 +181,15 @@ class Mutation:
     async def start_run(
         self,
         info: Info,
-        agent_id: str,
-        message: str,
-        session_id: ID | None = UNSET,
-        reasoning: ReasoningInput | None = UNSET,
-        user_id: str | None = UNSET,
+        agent_id: argument("An agent declared in the config file.", str),
+        message: argument("The user's new message.", str),
+        session_id: argument(
+            "Continue this session; absent: a new one (as in runAgent).", ID | None
+        ) = UNSET,
+        reasoning: argument(
+            "How the model should reason on this run.", ReasoningInput | None
+        ) = UNSET,
+        user_id: argument("Run for this user (administrators only).", str | None) = UNSET,
     ) -> Run:
         session, live = await agents.start_run(
             info.context,
@@ -204,7 +208,12 @@ class Mutation:
             "the cancel on its way. NOT_FOUND when missing or not yours."
         )
     )
-    async def cancel_run(self, info: Info, session_id: ID, run_id: ID) -> Run:
+    async def cancel_run(
+        self,
+        info: Info,
+        session_id: argument("The session the run belongs to.", ID),
+        run_id: argument("The run to cancel.", ID),
+    ) -> Run:
         return Run.from_doc(session_id, await agents.cancel_run(info.context, session_id, run_id))
 
     @strawberry.mutation(description="Administrators only. The key is returned here, once.")

@@ -13,25 +13,28 @@ from agent_sessions.resolvers import agents
 
 from .enums import RunStatus
 from .scalars import JSON
+from .types import argument
 
 
 @strawberry.enum(description="What happened in a run; the server-sent event names, upper-cased.")
 class RunEventType(Enum):
-    START = "start"
-    RETRIEVAL = "retrieval"
-    DELTA = "delta"
-    TOOL_CALL = "tool_call"
-    TOOL_RESULT = "tool_result"
-    END = "end"
-    ERROR = "error"
+    START = strawberry.enum_value("start", description="First: the run exists, RUNNING.")
+    RETRIEVAL = strawberry.enum_value(
+        "retrieval", description="The chunks and diagnostics the backend retrieved."
+    )
+    DELTA = strawberry.enum_value("delta", description="More of the answer, in order.")
+    TOOL_CALL = strawberry.enum_value("tool_call", description="The model called a tool.")
+    TOOL_RESULT = strawberry.enum_value("tool_result", description="A tool answered.")
+    END = strawberry.enum_value("end", description="Last on success (or cancel).")
+    ERROR = strawberry.enum_value("error", description="Last on failure; the run is FAILED.")
 
 
 @strawberry.type(description="One event of a run, as its server-sent event stream carries it.")
 class RunEvent:
     id: int = strawberry.field(description="Increasing from 1 within the run.")
-    type: RunEventType
-    run_id: ID
-    session_id: ID
+    type: RunEventType = strawberry.field(description="What happened.")
+    run_id: ID = strawberry.field(description="The run this event belongs to.")
+    session_id: ID = strawberry.field(description="The run's session.")
     content: str | None = strawberry.field(
         description="DELTA: the new text; END: the run's answer."
     )
@@ -54,7 +57,7 @@ class RunEvent:
         )
 
 
-@strawberry.type
+@strawberry.type(description="Live runs, over graphql-transport-ws.")
 class Subscription:
     @strawberry.subscription(
         description=(
@@ -63,7 +66,11 @@ class Subscription:
         )
     )
     async def run_events(
-        self, info: Info, session_id: ID, run_id: ID, after: int | None = 0
+        self,
+        info: Info,
+        session_id: argument("The run's session.", ID),
+        run_id: argument("The run to follow.", ID),
+        after: argument("Replay the events after this id (0: all).", int | None) = 0,
     ) -> AsyncGenerator[RunEvent, None]:
         events = agents.run_events(info.context, session_id, run_id, max(after or 0, 0))
         async for event in events:
