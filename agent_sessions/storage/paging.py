@@ -11,6 +11,7 @@ says so at start-up.)
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,24 +66,25 @@ def plan_cut(messages: list[Doc], runs: list[Doc], bounds: Bounds) -> Cut:
     while terminal_prefix < len(runs) and runs[terminal_prefix]["status"] in TERMINAL:
         terminal_prefix += 1
 
-    def runs_before(k: int) -> int:
-        """The longest prefix of runs whose messages all lie before ``messages[k]``."""
-        if k >= len(messages):
-            return len(runs)
-        limit, j = messages[k]["seq"], 0
-        for r in runs:
-            if any(s >= limit for s in r.get("mseq") or ()):
-                break
-            j += 1
-        return j
+    # Linear in the head, so that an import can page out a whole 100,000-message session:
+    # runs_before(k), the longest prefix of runs whose messages all lie before
+    # messages[k], from the prefix maxima of the runs' message seqs; a cut is clean when
+    # every moved message's run is among the moved runs (needs[k]: how many runs that takes).
+    reach, top = [], -1
+    for r in runs:
+        top = max(top, *(r.get("mseq") or (-1,)))
+        reach.append(top)
+    position = {r["id"]: i for i, r in enumerate(runs)}
+    needs, need = [0], 0
+    for m in messages:
+        if m.get("run_id") is not None:
+            need = max(need, position.get(m["run_id"], len(runs)) + 1)
+        needs.append(need)
 
     cuts = []  # (k, j, kept entries, kept bytes, clean)
     for k in range(len(messages) + 1):
-        j = runs_before(k)
-        moved = {r["id"] for r in runs[:j]}
-        clean = j <= terminal_prefix and all(
-            m.get("run_id") is None or m["run_id"] in moved for m in messages[:k]
-        )
+        j = len(runs) if k >= len(messages) else bisect_left(reach, messages[k]["seq"])
+        clean = j <= terminal_prefix and needs[k] <= j
         cuts.append((k, j, me[k] + re[j], mb[k] + rb[j], clean))
     moving = [c for c in cuts if c[0] or c[1]]
     if not moving:
@@ -130,7 +132,7 @@ def split_pages(head: Doc, cut: Cut, bounds: Bounds) -> tuple[list[Doc], Doc]:
             ri += 1
         events.append(("m", m))
     events += [("r", r) for r in runs[ri:]]
-    for kind, item in events:
+    for at, (kind, item) in enumerate(events):
         size = len(bson.encode(item))
         page = pages[-1]
         span_m = item["seq"] + 1 - page_m_lo if kind == "m" else 0
@@ -142,8 +144,8 @@ def split_pages(head: Doc, cut: Cut, bounds: Bounds) -> tuple[list[Doc], Doc]:
             or span_r > bounds.page_seqs
         ):
             # Close this page just before the item: its intervals end where the item is.
-            page_m_lo = item["seq"] if kind == "m" else _next_seq(events, item, "m", m_cut)
-            page_r_lo = item["seq"] if kind == "r" else _next_seq(events, item, "r", r_cut)
+            page_m_lo = item["seq"] if kind == "m" else _next_seq(events, at, "m", m_cut)
+            page_r_lo = item["seq"] if kind == "r" else _next_seq(events, at, "r", r_cut)
             bounds_m.append(page_m_lo)
             bounds_r.append(page_r_lo)
             pages.append(_Page())
@@ -187,16 +189,10 @@ def split_pages(head: Doc, cut: Cut, bounds: Bounds) -> tuple[list[Doc], Doc]:
     return docs, new
 
 
-def _next_seq(events: list[tuple[str, Doc]], item: Doc, kind: str, end: int) -> int:
-    """The seq of the first ``kind`` item at or after ``item`` in ``events`` (``end`` if
-    none): where a page boundary falls on that sequence."""
-    seen = False
-    for k, it in events:
-        if it is item:
-            seen = True
-        if seen and k == kind:
-            return int(it["seq"])
-    return end
+def _next_seq(events: list[tuple[str, Doc]], at: int, kind: str, end: int) -> int:
+    """The seq of the first ``kind`` item at or after ``events[at]`` (``end`` if none):
+    where a page boundary falls on that sequence."""
+    return next((int(it["seq"]) for k, it in events[at:] if k == kind), end)
 
 
 async def move_older_turns(
