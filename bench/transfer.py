@@ -94,6 +94,7 @@ async def measure(uri: str, *, sessions: int, rounds: int) -> dict[str, Any]:
     try:
         for name in names.values():
             await client.drop_database(name)
+        await source.create_indexes()  # dropped with the database just above
         await _seed(source, sessions)
         # The driver's side reads and writes the same documents: heads and their pages.
         cols = [source.client[names["source"]][c] for c in (SESSIONS, PAGES)]
