@@ -7,12 +7,20 @@ batch can project exactly the union of what was asked. Results come back in key 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from strawberry.dataloader import DataLoader
 
 from agent_sessions.storage import Storage
-from agent_sessions.storage.model import ChunkSpec, MessageSpec, Page, RunSpec
+from agent_sessions.storage.model import (
+    ChunkSpec,
+    MessageSpec,
+    Page,
+    RunSpec,
+    SessionRead,
+    SessionView,
+)
 
 Doc = dict[str, Any]
 
@@ -33,6 +41,22 @@ class SessionByIdLoader(DataLoader[tuple[str, frozenset[str]], Doc | None]):
                 [sid for sid, _ in keys], fields, owner=owner
             )
             return [docs.get(sid) for sid, _ in keys]
+
+        super().__init__(load)
+
+
+class SessionReadLoader(DataLoader[tuple[str, SessionRead], SessionView | None]):
+    """(session id, planned read) → what the read found: one aggregate per distinct key,
+    so a session's nested selection under a list (``runs { session { messages } }``)
+    is read once, not once per item."""
+
+    def __init__(self, storage: Storage, owner: str | None) -> None:
+        async def load(keys: list[tuple[str, SessionRead]]) -> list[SessionView | None]:
+            return list(
+                await asyncio.gather(
+                    *(storage.sessions.read_session(s, read, owner=owner) for s, read in keys)
+                )
+            )
 
         super().__init__(load)
 
@@ -94,12 +118,14 @@ class MessagesByRunLoader(DataLoader[tuple[str, str, frozenset[str]], list[tuple
 
 
 class Loaders:
-    """The loaders of one request, created on first use."""
+    """The loaders of one request, made with its context (a loader holds nothing until
+    it is asked)."""
 
-    __slots__ = ("chunks", "messages", "run", "run_messages", "runs", "session")
+    __slots__ = ("chunks", "messages", "run", "run_messages", "runs", "session", "session_read")
 
     def __init__(self, storage: Storage, owner: str | None) -> None:
         self.session = SessionByIdLoader(storage, owner)
+        self.session_read = SessionReadLoader(storage, owner)
         self.messages = MessagesBySessionLoader(storage, owner)
         self.runs = RunsBySessionLoader(storage, owner)
         self.run = RunByIdLoader(storage, owner)

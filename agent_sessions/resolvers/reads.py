@@ -115,7 +115,7 @@ async def session(info: Any, session_id: str) -> Doc | None:
     plan = _selected(info, "plan", lambda _nodes, _fragments: plan_session(_raw(info), fields))
     if plan is None:
         return await ctx.loaders.session.load((session_id, fields))
-    view = await ctx.storage.sessions.read_session(session_id, plan.read, owner=ctx.owner)
+    view = await ctx.loaders.session_read.load((session_id, plan.read))
     if view is None:
         return None
     prime(ctx.loaders, session_id, plan, view)
@@ -238,7 +238,7 @@ async def run_with_chunks(info: Any, session_id: str, run_id: str) -> Doc | None
     if plan is None:
         return await run(info, session_id, run_id)
     ctx = _context(info)
-    view = await ctx.storage.sessions.read_session(session_id, plan.read, owner=ctx.owner)
+    view = await ctx.loaders.session_read.load((session_id, plan.read))
     if view is None:
         return None
     prime(ctx.loaders, session_id, plan, view)

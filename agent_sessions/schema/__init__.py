@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import strawberry
-from graphql import specified_rules
 from strawberry import ID, UNSET, Info
 from strawberry.extensions import (
     AddValidationRules,
@@ -16,12 +15,11 @@ from strawberry.extensions import (
     SchemaExtension,
 )
 from strawberry.schema.config import StrawberryConfig
-from strawberry.schema.schema import validate_document
 
 from agent_sessions.resolvers import agents, reads, writes
 from agent_sessions.resolvers.compiled import CompiledExecutor
 
-from .extensions import CodedSchema, DocumentCache
+from .extensions import CompiledExecution, DocumentCache, Documents, ErrorCodes, ServiceSchema
 from .inputs import CreateSessionInput, ReasoningInput, RecordRunInput, SessionFilter
 from .live import Subscription
 from .scalars import SCALARS
@@ -40,7 +38,6 @@ from .types import (
 MAX_DEPTH = 10
 MAX_ALIASES = 30
 MAX_TOKENS = 10_000
-DOCUMENT_CACHE = 512  # distinct documents whose parse and validation are kept
 
 
 SessionId = argument("Session ID.", ID)
@@ -245,30 +242,34 @@ LIMIT_RULES = [
 NO_INTROSPECTION_RULES = [*DisableIntrospection().validation_rules]
 
 
-def build_schema(*, introspection: bool = True, compiled: bool = True) -> strawberry.Schema:
-    """The schema; ``compiled`` answers the queries it can through compiled plans."""
+def build_schema(
+    *,
+    introspection: bool = True,
+    compiled: bool = True,
+    extensions: Sequence[Callable[[], SchemaExtension]] = (),
+) -> ServiceSchema:
+    """The schema; ``compiled`` answers the queries it can through compiled plans.
+    ``extensions`` run after ours, around compiled and normal answers alike."""
     rules = LIMIT_RULES if introspection else LIMIT_RULES + NO_INTROSPECTION_RULES
-    extensions: list[Callable[[], SchemaExtension]] = [
+    documents = Documents()
+    pipeline: list[Callable[[], SchemaExtension]] = [
+        ErrorCodes,
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: AddValidationRules(rules),
-        DocumentCache,
+        lambda: DocumentCache(documents),
+        *extensions,
     ]
-    schema = CodedSchema(
+    schema = ServiceSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=extensions,
+        extensions=pipeline,
         config=StrawberryConfig(scalar_map=SCALARS),
     )
+    schema.documents = documents
     if compiled:
-        graphql_schema = schema._schema
-        schema.compiled = CompiledExecutor(
-            graphql_schema,
-            # The rules normal execution validates with: graphql's own, then ours.
-            lambda document: validate_document(
-                graphql_schema, document, (*specified_rules, *rules)
-            ),
-            max_tokens=MAX_TOKENS,
-            cache_size=DOCUMENT_CACHE,
-        )
+        executor = CompiledExecutor(schema._schema)
+        schema.compiled = executor
+        # Last, so that every extension before it wraps the compiled answers too.
+        schema.extensions = (*schema.extensions, lambda: CompiledExecution(executor, documents))
     return schema
