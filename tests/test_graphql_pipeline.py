@@ -13,9 +13,9 @@ from graphql import parse
 from pymongo import AsyncMongoClient
 from strawberry.extensions import SchemaExtension
 
+from agent_sessions.auth import OPEN_MODE_CALLER
 from agent_sessions.resolvers import compiled as compiled_module
 from agent_sessions.resolvers.context import Context
-from agent_sessions.resolvers.identity import OPEN_MODE_CALLER
 from agent_sessions.schema import build_schema
 from agent_sessions.schema.extensions import Documents
 from agent_sessions.settings import Settings

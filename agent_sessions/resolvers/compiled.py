@@ -200,7 +200,7 @@ class ChunkSite:
 
 
 @dataclass
-class Window:
+class WindowSite:
     """A ``messages`` or ``runs`` field instance of a session."""
 
     index: int
@@ -225,7 +225,7 @@ class SessionRoot:
     """What one session object of the response needs from storage."""
 
     fields: frozenset[str] = frozenset()
-    windows: list[Window] = field(default_factory=list)
+    windows: list[WindowSite] = field(default_factory=list)
     lookups: list[Lookup] = field(default_factory=list)
 
 
@@ -343,7 +343,7 @@ class Compiler:
     ) -> str:  # fmt: skip
         assert self.session is not None
         index = next(self.counter)
-        window = Window(index, kind, Arguments(nodes[0], parent), frozenset(), [])
+        window = WindowSite(index, kind, Arguments(nodes[0], parent), frozenset(), [])
         self.session.windows.append(window)
         outer = self._current_window
         self._current_window = window
@@ -379,7 +379,7 @@ class Compiler:
             self._current_window = outer
         return f"{conn_fn}(env.pages[{index}], env)"
 
-    _current_window: Window | None = None
+    _current_window: WindowSite | None = None
 
     def _reads(
         self, type_name: str, nodes: list[FieldNode], table: Mapping[str, tuple[str, ...]]

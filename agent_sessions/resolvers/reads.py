@@ -1,6 +1,6 @@
 """What each read field does: arguments checked, look-ahead turned into a storage read,
-the read made through the request's loaders. Results are stored documents and pages;
-``schema`` turns them into GraphQL objects."""
+the read made through the request's loaders. Results are storage's records and pages
+(``storage.model``); ``schema`` turns them into GraphQL objects."""
 
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ async def session(info: Any, session_id: str) -> Doc | None:
 
 
 @dataclass(slots=True)
-class SessionList:
+class SessionListing:
     sessions: list[Doc]
     has_next: bool
     has_previous: bool
@@ -149,7 +149,7 @@ async def sessions(
     after: str | None,
     last: int | None,
     before: str | None,
-) -> SessionList:
+) -> SessionListing:
     """A keyset page of sessions, newest ``updatedAt`` first."""
     ctx = _context(info)
     store, owner = ctx.storage.sessions, ctx.owner
@@ -190,7 +190,7 @@ async def sessions(
     total = None
     if connection_wants(info, "totalCount"):
         total = await store.count_sessions(sf, owner=owner)
-    return SessionList(docs, bool(has_next), bool(has_previous), total)
+    return SessionListing(docs, bool(has_next), bool(has_previous), total)
 
 
 async def session_page(info: Any, filt: Any | None, page: int, size: int) -> tuple[list[Doc], int]:

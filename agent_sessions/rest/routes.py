@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from agent_sessions.errors import ServiceError
+from agent_sessions.errors import ServiceError, status_of
 from agent_sessions.resolvers.validation import describe, is_client_id
 
 from . import events
@@ -23,16 +23,6 @@ from .shapes import AgentRunRequest
 
 Handler = Callable[[Request], Awaitable[Response]]
 
-STATUS = {
-    "BAD_USER_INPUT": 400,
-    "UNAUTHENTICATED": 401,
-    "FORBIDDEN": 403,
-    "NOT_FOUND": 404,
-    "SESSION_TOO_LARGE": 413,
-    "AGENT_ERROR": 502,
-    "DATABASE_UNAVAILABLE": 503,
-    "SHUTTING_DOWN": 503,
-}
 SESSION_NOT_FOUND = "session not found"
 RUN_NOT_FOUND = "run not found in this session"
 PAGE = 1000  # messages/runs read per operation when a path serves all of them, streamed
@@ -166,7 +156,7 @@ async def execute(request: Request, document: str, variables: dict[str, Any]) ->
         body: dict[str, Any] = {"error": error.message}
         if code == "AGENT_ERROR":
             body |= {"runId": extensions.get("runId"), "sessionId": extensions.get("sessionId")}
-        raise RestError(STATUS.get(code, 500), body)
+        raise RestError(status_of(error.original_error, code), body)
     return result.data or {}
 
 

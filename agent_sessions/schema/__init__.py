@@ -16,11 +16,12 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 
-from agent_sessions.resolvers import agents, reads, writes
+from agent_sessions.agents import runs as agent_runs
+from agent_sessions.resolvers import reads, writes
 from agent_sessions.resolvers.compiled import CompiledExecutor
 
 from .extensions import CompiledExecution, DocumentCache, Documents, ErrorCodes, ServiceSchema
-from .inputs import CreateSessionInput, ReasoningInput, RecordRunInput, SessionFilter
+from .inputs import CreateSessionInput, ReasoningInput, RecordRunInput, SessionFilterInput
 from .live import Subscription
 from .scalars import SCALARS
 from .types import (
@@ -41,7 +42,7 @@ MAX_TOKENS = 10_000
 
 
 SessionId = argument("Session ID.", ID)
-Filter = argument("Which sessions: by user, agent and updatedAt range.", SessionFilter | None)
+Filter = argument("Which sessions: by user, agent and updatedAt range.", SessionFilterInput | None)
 
 
 @strawberry.type(description="Sessions, runs, and who you are.")
@@ -159,7 +160,7 @@ class Mutation:
         ) = UNSET,
         user_id: argument("Run for this user (administrators only).", str | None) = UNSET,
     ) -> Run:
-        session, run = await agents.run_agent(
+        session, run = await agent_runs.run_agent(
             info.context,
             agent_id=agent_id,
             message=message,
@@ -188,7 +189,7 @@ class Mutation:
         ) = UNSET,
         user_id: argument("Run for this user (administrators only).", str | None) = UNSET,
     ) -> Run:
-        session, live = await agents.start_run(
+        session, live = await agent_runs.start_run(
             info.context,
             agent_id=agent_id,
             message=message,
@@ -211,7 +212,8 @@ class Mutation:
         session_id: argument("The session the run belongs to.", ID),
         run_id: argument("The run to cancel.", ID),
     ) -> Run:
-        return Run.from_doc(session_id, await agents.cancel_run(info.context, session_id, run_id))
+        run = await agent_runs.cancel_run(info.context, session_id, run_id)
+        return Run.from_doc(session_id, run)
 
     @strawberry.mutation(description="Administrators only. The key is returned here, once.")
     async def create_api_key(

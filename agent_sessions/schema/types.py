@@ -11,7 +11,7 @@ from agent_sessions.resolvers import reads
 from agent_sessions.resolvers.cursors import position_cursor, session_cursor
 from agent_sessions.storage.model import Page
 
-from .enums import Role, RunStatus
+from .enums import Role, RunStatusEnum
 from .scalars import JSON, DateTime
 
 T = TypeVar("T")
@@ -82,8 +82,10 @@ def connection(page: Page, kind: str, build: Any) -> Any:
     return Connection(edges=edges, nodes=nodes, page_info=info, total_count=page.total)
 
 
-@strawberry.type(description="A tool an assistant message called, as in OpenAI's tool_calls.")
-class ToolCall:
+@strawberry.type(
+    name="ToolCall", description="A tool an assistant message called, as in OpenAI's tool_calls."
+)
+class ToolCallObject:
     id: ID = doc("The tool call's id; the tool message that answers it has it as toolCallId.")
     name: str = doc("The function the model called.")
     arguments: str | None = doc("The raw JSON string the model produced, as it produced it.")
@@ -163,7 +165,9 @@ class Message:
     created_at: DateTime = doc("When it was written.")
     run_id: ID | None = doc("The id of the run that added it.")
     name: str | None = doc("Tool messages: the tool's name.")
-    tool_calls: list[ToolCall] = doc("Assistant messages: the tools it called ([] otherwise).")
+    tool_calls: list[ToolCallObject] = doc(
+        "Assistant messages: the tools it called ([] otherwise)."
+    )
     tool_call_id: ID | None = doc("Tool messages: the id of the tool call it answers.")
     session_id: strawberry.Private[str]
 
@@ -179,7 +183,8 @@ class Message:
             run_id=g("run_id"),
             name=g("name"),
             tool_calls=[
-                ToolCall(id=c["id"], name=c["name"], arguments=c.get("arguments")) for c in calls
+                ToolCallObject(id=c["id"], name=c["name"], arguments=c.get("arguments"))
+                for c in calls
             ]
             if calls
             else [],
@@ -225,7 +230,9 @@ class Run:
     id: ID = doc("Run ID.")
     session_id: ID = doc("The session the run belongs to.")
     agent_id: str | None = doc("The agent that ran.")
-    status: RunStatus = doc("Where the run is: RUNNING while the agent works, then the outcome.")
+    status: RunStatusEnum = doc(
+        "Where the run is: RUNNING while the agent works, then the outcome."
+    )
     input: str | None = doc("The user message that started the run (its first USER message).")
     content: str | None = doc("The final answer (by default its last ASSISTANT message's).")
     error: str | None = doc("Why the run FAILED; null otherwise.")
@@ -368,7 +375,7 @@ class Session:
         after: After = UNSET,
         last: LastItems = UNSET,
         before: Before = UNSET,
-        status: argument("Only the runs in these states.", list[RunStatus] | None) = UNSET,
+        status: argument("Only the runs in these states.", list[RunStatusEnum] | None) = UNSET,
     ) -> Connection[Run]:
         args = {"first": given(first), "after": given(after), "last": given(last),
                 "before": given(before), "status": given(status)}  # fmt: skip
@@ -391,7 +398,7 @@ class SessionConnection:
     total_count: int = doc("How many sessions match the filter in all, not the page.")
 
 
-def session_connection(listing: reads.SessionList) -> SessionConnection:
+def session_connection(listing: reads.SessionListing) -> SessionConnection:
     nodes = [Session.from_doc(d) for d in listing.sessions]
     edges = [Edge(cursor=session_cursor(n.updated_at, n.id), node=n) for n in nodes]
     return SessionConnection(
