@@ -49,7 +49,7 @@ from graphql import (
     Undefined,
     VariableNode,
 )
-from graphql.execution.values import get_variable_values
+from graphql.execution.values import VariableValues, get_variable_values
 
 from agent_sessions.errors import DatabaseUnavailable, ServiceError
 from agent_sessions.storage.model import ChunkSpec, Page, RunSpec, SessionRead
@@ -130,7 +130,7 @@ def _literal_flag(node: Any, name: str) -> bool | None:
             [arg] = directive.arguments
             if isinstance(arg.value, VariableNode):
                 raise Unsupported(f"@{name} on a variable")
-            return bool(arg.value.value)  # type: ignore[attr-defined]
+            return bool(arg.value.value)
     return None
 
 
@@ -186,7 +186,7 @@ class Arguments:
     node: FieldNode
     parent: GraphQLObjectType
 
-    def values(self, variables: Mapping[str, Any]) -> dict[str, Any]:
+    def values(self, variables: VariableValues) -> dict[str, Any]:
         return argument_values(self.node, self.parent, variables)
 
 
@@ -314,7 +314,7 @@ class Compiler:
             key, default = plain
             type_ = definition.type
             non_null = isinstance(type_, GraphQLNonNull)
-            named = type_.of_type if non_null else type_  # type: ignore[union-attr]
+            named = type_.of_type if non_null else type_
             leaf = self.const(_leaf(named, non_null))
             # A default stands in for an absent or null value, as in the types' from_doc.
             get = f"src.get({key!r})" if default is None else f"_or({key!r}, src, {default!r})"
@@ -582,7 +582,7 @@ def compile_operation(
 
 
 def _session_read(
-    root: SessionRoot, env: Env, variables: Mapping[str, Any]
+    root: SessionRoot, env: Env, variables: VariableValues
 ) -> tuple[SessionRead, list[Any]]:
     """The storage read for one session object, and where each part's answer goes."""
     messages, runs, lookups, targets = [], [], [], []
@@ -670,7 +670,7 @@ class CompiledExecutor:
         if isinstance(coerced, list):
             return None  # normal execution reports the variables' errors
         try:
-            data = await self._run(plan, coerced.coerced, context)
+            data = await self._run(plan, coerced, context)
         except _Outage as outage:
             error = GraphQLError(
                 outage.error.message, path=[outage.key], original_error=outage.error
@@ -692,15 +692,17 @@ class CompiledExecutor:
         self.compiled += 1
         return ExecutionResult(data=data)
 
-    async def _run(self, plan: Plan, variables: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    async def _run(self, plan: Plan, variables: VariableValues, context: Any) -> dict[str, Any]:
         data: dict[str, Any] = {}
         storage, owner = context.storage, context.owner
         # Sessions asked only for their own fields (aliases side by side): one find for all.
         flat = [
             r
             for r in plan.roots
-            if r.kind == "session" and not (r.session.windows or r.session.lookups)
-        ]  # type: ignore[union-attr]
+            if r.session is not None
+            and r.kind == "session"
+            and not (r.session.windows or r.session.lookups)
+        ]
         found: dict[str, Doc] = {}
         if flat:
             ids = [r.args.values(variables)["id"] for r in flat]  # type: ignore[union-attr]

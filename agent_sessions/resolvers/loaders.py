@@ -8,21 +8,22 @@ batch can project exactly the union of what was asked. Results come back in key 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from strawberry.dataloader import DataLoader
 
 from agent_sessions.storage import Storage
 from agent_sessions.storage.model import (
+    ChunkRecord,
     ChunkSpec,
+    MessageRecord,
     MessageSpec,
     Page,
+    RunRecord,
     RunSpec,
     SessionRead,
+    SessionRecord,
     SessionView,
 )
-
-Doc = dict[str, Any]
 
 
 def _union(fields: list[frozenset[str] | None]) -> frozenset[str] | None:
@@ -31,11 +32,11 @@ def _union(fields: list[frozenset[str] | None]) -> frozenset[str] | None:
     return frozenset().union(*fields)  # type: ignore[arg-type]
 
 
-class SessionByIdLoader(DataLoader[tuple[str, frozenset[str]], Doc | None]):
+class SessionByIdLoader(DataLoader[tuple[str, frozenset[str]], SessionRecord | None]):
     """(session id, stored fields) → the session's top-level fields, or ``None``."""
 
     def __init__(self, storage: Storage, owner: str | None) -> None:
-        async def load(keys: list[tuple[str, frozenset[str]]]) -> list[Doc | None]:
+        async def load(keys: list[tuple[str, frozenset[str]]]) -> list[SessionRecord | None]:
             fields = _union([f for _, f in keys])
             docs = await storage.sessions.get_sessions(
                 [sid for sid, _ in keys], fields, owner=owner
@@ -81,11 +82,11 @@ class RunsBySessionLoader(DataLoader[tuple[str, RunSpec], Page | None]):
         super().__init__(load)
 
 
-class RunByIdLoader(DataLoader[tuple[str, str, frozenset[str]], Doc | None]):
+class RunByIdLoader(DataLoader[tuple[str, str, frozenset[str]], RunRecord | None]):
     """(session id, run id, stored fields) → the run, or ``None``."""
 
     def __init__(self, storage: Storage, owner: str | None) -> None:
-        async def load(keys: list[tuple[str, str, frozenset[str]]]) -> list[Doc | None]:
+        async def load(keys: list[tuple[str, str, frozenset[str]]]) -> list[RunRecord | None]:
             fields = _union([f for *_, f in keys])
             return await storage.sessions.get_runs(
                 [(s, r) for s, r, _ in keys], fields, owner=owner
@@ -94,21 +95,27 @@ class RunByIdLoader(DataLoader[tuple[str, str, frozenset[str]], Doc | None]):
         super().__init__(load)
 
 
-class RetrievedContextByRunLoader(DataLoader[tuple[str, str, ChunkSpec], list[Doc] | None]):
+class RetrievedContextByRunLoader(
+    DataLoader[tuple[str, str, ChunkSpec], list[ChunkRecord] | None]
+):
     """(session id, run id, chunk filter) → the run's chunks in rank order."""
 
     def __init__(self, storage: Storage, owner: str | None) -> None:
-        async def load(keys: list[tuple[str, str, ChunkSpec]]) -> list[list[Doc] | None]:
+        async def load(keys: list[tuple[str, str, ChunkSpec]]) -> list[list[ChunkRecord] | None]:
             return await storage.sessions.get_run_chunks(keys, owner=owner)
 
         super().__init__(load)
 
 
-class MessagesByRunLoader(DataLoader[tuple[str, str, frozenset[str]], list[tuple[int, Doc]]]):
+class MessagesByRunLoader(
+    DataLoader[tuple[str, str, frozenset[str]], list[tuple[int, MessageRecord]]]
+):
     """(session id, run id, stored fields) → the messages the run added, with positions."""
 
     def __init__(self, storage: Storage, owner: str | None) -> None:
-        async def load(keys: list[tuple[str, str, frozenset[str]]]) -> list[list[tuple[int, Doc]]]:
+        async def load(
+            keys: list[tuple[str, str, frozenset[str]]],
+        ) -> list[list[tuple[int, MessageRecord]]]:
             fields = _union([f for *_, f in keys])
             return await storage.sessions.get_run_messages(
                 [(s, r) for s, r, _ in keys], fields, owner=owner

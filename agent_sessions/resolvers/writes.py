@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent_sessions.errors import BadInput, Forbidden
+from agent_sessions.storage.model import RunRecord, SessionRecord
 from agent_sessions.storage.sessions import message_document, new_id, now, run_document
 
 from .context import Context
@@ -88,7 +89,7 @@ def message_docs(messages: list[Any], run_id: str, created_at: Any) -> list[Doc]
     return docs
 
 
-async def create_session(info: Any, data: Any) -> Doc:
+async def create_session(info: Any, data: Any) -> SessionRecord:
     ctx = _context(info)
     user_id = ctx.caller.acting_for(name(data.user_id, "userId"))
     return await ctx.storage.sessions.create_session(
@@ -100,7 +101,7 @@ async def create_session(info: Any, data: Any) -> Doc:
     )
 
 
-async def record_run(info: Any, data: Any) -> tuple[str, Doc]:
+async def record_run(info: Any, data: Any) -> tuple[str, RunRecord]:
     """Store a finished (or imported) run with its messages and context; idempotent on runId."""
     ctx = _context(info)
     caller = ctx.caller
@@ -151,7 +152,9 @@ async def create_api_key(info: Any, user_id: str, admin: bool) -> tuple[str, str
     ctx = _context(info)
     if not ctx.caller.is_admin:
         raise Forbidden("only administrators may create API keys")
-    record, key = await ctx.storage.keys.create(name(user_id, "userId"), admin=admin)
+    checked = name(user_id, "userId")
+    assert checked is not None  # the argument is non-null in the schema
+    record, key = await ctx.storage.keys.create(checked, admin=admin)
     return record.id, key
 
 
