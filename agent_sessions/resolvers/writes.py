@@ -9,6 +9,7 @@ from agent_sessions.storage.model import RunRecord, SessionRecord
 from agent_sessions.storage.sessions import message_document, new_id, now, run_document
 
 from .context import Context
+from .fields import FIELDS
 from .validation import client_id, json_object, name
 
 Doc = dict[str, Any]
@@ -46,20 +47,11 @@ def usage_doc(u: Any | None) -> Doc | None:
 def chunk_doc(c: Any, n: int) -> Doc:
     where = f"retrievedContext[{n}]"
     name(c.id, f"{where}.id")
-    return {
-        "id": c.id,
-        "text": c.text,
-        "score": c.score,
-        "retrieval_score": c.retrieval_score,
-        "reranker_score": c.reranker_score,
-        "source_id": c.source_id,
-        "source_name": c.source_name,
-        "knowledge_base_id": c.knowledge_base_id,
-        "kb_name": c.kb_name,
-        "indexing_strategy": c.indexing_strategy,
-        "meta": json_object(c.meta, f"{where}.meta") if c.meta is not None else {},
-        "included_in_context": c.included_in_context is not False,
-    }
+    # The input's attributes are the record keys (the field map's); two need a check.
+    doc = {f.record: getattr(c, f.record) for f in FIELDS["RetrievedChunk"]}
+    doc["meta"] = json_object(c.meta, f"{where}.meta") if c.meta is not None else {}
+    doc["included_in_context"] = c.included_in_context is not False
+    return doc
 
 
 def message_docs(messages: list[Any], run_id: str, created_at: Any) -> list[Doc]:

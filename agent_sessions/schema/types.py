@@ -9,18 +9,13 @@ from strawberry import ID, UNSET, Info
 from agent_sessions.errors import NotFound
 from agent_sessions.resolvers import reads
 from agent_sessions.resolvers.cursors import position_cursor, session_cursor
+from agent_sessions.resolvers.fields import from_record
 from agent_sessions.storage.model import Page
 
 from .enums import Role, RunStatusEnum
 from .scalars import JSON, DateTime
 
 T = TypeVar("T")
-
-
-def _default(value: Any, default: Any) -> Any:
-    """A stored value, or ``default`` when it is absent or null (some servers return null
-    for a projected field the item lacks)."""
-    return default if value is None else value
 
 
 def given(value: Any) -> Any:
@@ -128,21 +123,7 @@ class RetrievedChunk:
 
     @classmethod
     def from_doc(cls, d: dict[str, Any]) -> "RetrievedChunk":
-        g = d.get
-        return cls(
-            id=g("id"),
-            text=g("text"),
-            score=g("score"),
-            retrieval_score=g("retrieval_score"),
-            reranker_score=g("reranker_score"),
-            source_id=g("source_id"),
-            source_name=g("source_name"),
-            knowledge_base_id=g("knowledge_base_id"),
-            kb_name=g("kb_name"),
-            indexing_strategy=g("indexing_strategy"),
-            meta=g("meta"),
-            included_in_context=_default(g("included_in_context"), True),
-        )
+        return cls(**from_record("RetrievedChunk", d))
 
 
 def chunks(docs: list[dict[str, Any]]) -> list[RetrievedChunk]:
@@ -173,22 +154,10 @@ class Message:
 
     @classmethod
     def from_doc(cls, session_id: str, d: dict[str, Any]) -> "Message":
-        g = d.get
-        calls = g("tool_calls")
+        calls = d.get("tool_calls") or ()
         return cls(
-            id=g("id"),
-            role=g("role"),
-            content=g("content"),
-            created_at=g("created_at"),
-            run_id=g("run_id"),
-            name=g("name"),
-            tool_calls=[
-                ToolCallObject(id=c["id"], name=c["name"], arguments=c.get("arguments"))
-                for c in calls
-            ]
-            if calls
-            else [],
-            tool_call_id=g("tool_call_id"),
+            **from_record("Message", d),
+            tool_calls=[ToolCallObject(**from_record("ToolCall", c)) for c in calls],
             session_id=session_id,
         )
 
@@ -249,35 +218,12 @@ class Run:
 
     @classmethod
     def from_doc(cls, session_id: str, d: dict[str, Any]) -> "Run":
-        g = d.get
-        r, u = g("reasoning"), g("usage")
+        r, u = d.get("reasoning"), d.get("usage")
         return cls(
-            id=g("id"),
+            **from_record("Run", d),
             session_id=session_id,
-            agent_id=g("agent_id"),
-            status=g("status"),
-            input=g("input"),
-            content=g("content"),
-            error=g("error"),
-            reasoning=ReasoningConfig(
-                enabled=_default(r.get("enabled"), True),
-                effort=r.get("effort"),
-                budget_tokens=r.get("budget_tokens"),
-            )
-            if r
-            else None,
-            usage=TokenUsage(
-                input_tokens=u.get("input_tokens"),
-                output_tokens=u.get("output_tokens"),
-                reasoning_tokens=u.get("reasoning_tokens"),
-                total_tokens=u.get("total_tokens"),
-            )
-            if u
-            else None,
-            created_at=g("created_at"),
-            started_at=g("started_at"),
-            completed_at=g("completed_at"),
-            retrieval_diagnostics=g("retrieval_diagnostics"),
+            reasoning=ReasoningConfig(**from_record("ReasoningConfig", r)) if r else None,
+            usage=TokenUsage(**from_record("TokenUsage", u)) if u else None,
         )
 
     @strawberry.field(description="The session the run belongs to.")
@@ -336,18 +282,7 @@ class Session:
 
     @classmethod
     def from_doc(cls, d: dict[str, Any]) -> "Session":
-        g = d.get
-        return cls(
-            id=d["id"],
-            user_id=g("user_id"),
-            agent_id=g("agent_id"),
-            title=g("title"),
-            metadata=g("metadata"),
-            created_at=g("created_at"),
-            updated_at=g("updated_at"),
-            message_count=g("message_count"),
-            run_count=g("run_count"),
-        )
+        return cls(**from_record("Session", d))
 
     @strawberry.field(
         description="The assembled chat messages in order, a page at a time. Each assistant "
