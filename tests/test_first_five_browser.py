@@ -21,7 +21,7 @@ from urllib.request import urlopen
 
 import pytest
 
-from .conftest import LiveServer, live_settings
+from .helpers import LiveServer, live_settings
 
 pytestmark = pytest.mark.slow
 

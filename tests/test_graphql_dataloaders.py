@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import CommandLog, GraphQLClient, record
+from .helpers import CommandLog, GraphQLClient, record
 
 NESTED = """
 query {

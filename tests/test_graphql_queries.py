@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from tests.conftest import GraphQLClient, record
+from .helpers import GraphQLClient, record
 
 DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$")
 

@@ -17,7 +17,7 @@ from agent_sessions.settings import Settings
 from agent_sessions.storage import Storage
 from agent_sessions.storage.embedded import start_embedded
 
-from .conftest import BASE_URL, GraphQLClient, record
+from .helpers import BASE_URL, GraphQLClient, record
 
 T0 = datetime(2026, 5, 6, 10, 0, 0, tzinfo=UTC)
 SESSION_NOT_FOUND = {"error": "session not found"}
