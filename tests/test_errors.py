@@ -7,9 +7,7 @@ import pytest
 from agent_sessions import errors
 from agent_sessions.errors import ServiceError, status_of
 
-CLASSES = [
-    c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, ServiceError)
-]
+CLASSES = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, ServiceError)]
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)

@@ -120,8 +120,7 @@ async def test_a_failing_plan_is_logged_once_and_retired(
     query = '{ session(id: "s1") { messages { nodes { content retrievedContext { id } } } } }'
     with caplog.at_level(logging.ERROR, logger="agent_sessions.compiled"):
         answers = [
-            await schema.execute(query, context_value=_context(storage, tmp_path))
-            for _ in range(3)
+            await schema.execute(query, context_value=_context(storage, tmp_path)) for _ in range(3)
         ]
     for got in answers:  # normal execution answered every time
         assert got.errors is None
