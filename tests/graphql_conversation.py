@@ -11,18 +11,15 @@ from .helpers import GraphQLClient, record
 
 DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$")
 
-
 CREATE_SESSION = """
 mutation Create($input: CreateSessionInput!) {
   createSession(input: $input) { id updatedAt }
 }
 """
 
-
 RECORD_FULL = """
 mutation Record($input: RecordRunInput!) { recordRun(input: $input) { id sessionId } }
 """
-
 
 CHUNKS = [
     {
@@ -45,14 +42,12 @@ CHUNKS = [
     {"id": "c-e", "text": "Q4 outlook", "score": 0.7, "includedInContext": False},
 ]
 
-
 DIAGNOSTICS = {
     "query": "Q1 revenue",
     "latency_ms": 42,
     "strategies": ["semantic", "keyword"],
     "rerank": {"model": "rr-1", "enabled": True, "threshold": 0.25},
 }
-
 
 RUN1_MESSAGES = [
     {"role": "USER", "content": "What is our Q1 revenue?"},
@@ -73,7 +68,6 @@ RUN1_MESSAGES = [
     },
     {"role": "ASSISTANT", "content": "Q1 revenue was $4.2 million."},
 ]
-
 
 EXPECTED_MESSAGES = [
     ("USER", "What is our Q1 revenue?", "run-1"),

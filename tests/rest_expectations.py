@@ -14,15 +14,11 @@ from .helpers import GraphQLClient, record
 
 T0 = datetime(2026, 5, 6, 10, 0, 0, tzinfo=UTC)
 
-
 SESSION_NOT_FOUND = {"error": "session not found"}
-
 
 RUN_NOT_FOUND = {"error": "run not found in this session"}
 
-
 SESSION_KEYS = {"sessionId", "userId", "agentId", "createdAt", "updatedAt"}
-
 
 CHUNK_KEYS = {
     "id",
@@ -38,7 +34,6 @@ CHUNK_KEYS = {
     "meta",
     "included_in_context",
 }
-
 
 RUN_KEYS = {
     "runId",
@@ -139,7 +134,6 @@ TOOL_CALLS_INPUT = [
     {"id": "call_2", "name": "get_costs", "arguments": "{}"},
 ]
 
-
 TOOL_CALLS_OPENAI = [
     {
         "id": "call_1",
@@ -148,7 +142,6 @@ TOOL_CALLS_OPENAI = [
     },
     {"id": "call_2", "type": "function", "function": {"name": "get_costs", "arguments": "{}"}},
 ]
-
 
 CHUNKS_INPUT = [
     # rank order as recorded; deliberately not sorted by any score
@@ -182,7 +175,6 @@ CHUNKS_INPUT = [
     },
     {"id": "chunk-c", "text": "bare chunk"},
 ]
-
 
 CHUNKS_OUT = [
     {
@@ -229,7 +221,6 @@ CHUNKS_OUT = [
     },
 ]
 
-
 DIAGNOSTICS = {
     "query": "Q1 revenue and costs",
     "latency_ms": 42,
@@ -237,18 +228,13 @@ DIAGNOSTICS = {
     "filters": {"kb": ["kb-1"]},
 }
 
-
 SID = "sess-conversation"
-
 
 RUN_1 = "run-1"
 
-
 RUN_2 = "run-2"
 
-
 T_RUN1 = T0
-
 
 T_RUN2 = T0 + timedelta(minutes=5)
 
