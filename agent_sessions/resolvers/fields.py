@@ -20,7 +20,7 @@ the OpenAPI document follow; ``tests/test_field_map.py`` fails until all agree.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,15 +111,18 @@ def stored(type_name: str) -> dict[str, tuple[str, Any]]:
     return {f.name: (f.record, f.default) for f in FIELDS[type_name]}
 
 
+# (record key, default) per type, made once: from_record runs for every object served.
+_PLAIN = {name: tuple((f.record, f.default) for f in fs) for name, fs in FIELDS.items()}
+
+
 def from_record(type_name: str, record: Mapping[str, Any]) -> dict[str, Any]:
     """The keyword arguments of a GraphQL object from a record: its plain fields, by their
     Python attribute names (the record keys), defaults standing for absent or null (some
     servers return null for a projected field the item lacks)."""
-    out = {}
-    for f in FIELDS[type_name]:
-        value = record.get(f.record)
-        out[f.record] = f.default if value is None else value
-    return out
+    get = record.get
+    return {
+        key: default if (value := get(key)) is None else value for key, default in _PLAIN[type_name]
+    }
 
 
 def selection(type_name: str) -> str:
@@ -131,7 +134,3 @@ def rest_names(type_name: str) -> list[tuple[str, str]]:
     """(GraphQL name, REST name) for the fields REST shows, in the map's order."""
     return [(f.name, f.rest_name) for f in FIELDS[type_name] if f.rest_name is not None]
 
-
-def to_rest(pairs: Iterable[tuple[str, str]], data: Mapping[str, Any]) -> dict[str, Any]:
-    """A GraphQL answer's object in REST's names, in one step."""
-    return {rest: data[name] for name, rest in pairs}

@@ -244,14 +244,25 @@ def _json_array(
 # --- reshaping --------------------------------------------------------------------------
 
 
-def _shaped(shape: type[BaseModel], type_name: str, data: dict[str, Any], **extra: Any) -> Any:
-    """A GraphQL object in REST's names (the field map's) and the shape's key order."""
-    named = fields.to_rest(fields.rest_names(type_name), data) | extra
-    return {key: named[key] for key in shape.model_fields}
+def _renaming(shape: type[BaseModel], type_name: str) -> list[tuple[str, str]]:
+    """(GraphQL name, REST name) in the shape's key order: REST's names are the field
+    map's, and a REST key the map does not give (nor the shim) fails here, at import."""
+    by_rest = {rest: name for name, rest in fields.rest_names(type_name)}
+    return [(by_rest[key], key) for key in shape.model_fields if key in by_rest]
+
+
+CHUNK_NAMES = _renaming(Chunk, "RetrievedChunk")
+SESSION_NAMES = _renaming(SessionSummary, "Session")
+RUN_NAMES = _renaming(RunSummary, "Run")
+
+
+def _shaped(names: list[tuple[str, str]], data: dict[str, Any]) -> dict[str, Any]:
+    """A GraphQL object in REST's names, in one step."""
+    return {rest: data[name] for name, rest in names}
 
 
 def _chunk(c: dict[str, Any]) -> dict[str, Any]:
-    return _shaped(Chunk, "RetrievedChunk", c)
+    return _shaped(CHUNK_NAMES, c)
 
 
 def _tool_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -296,9 +307,12 @@ def _chat(m: dict[str, Any]) -> dict[str, Any]:
 
 def _run(r: dict[str, Any]) -> dict[str, Any]:
     # Reasoning and usage are spelled in REST as in GraphQL: they pass as they are.
-    return _shaped(
-        RunSummary, "Run", r, sessionId=r["sessionId"], reasoning=r["reasoning"], usage=r["usage"]
-    )
+    out = _shaped(RUN_NAMES, r) | {
+        "sessionId": r["sessionId"],
+        "reasoning": r["reasoning"],
+        "usage": r["usage"],
+    }
+    return {key: out[key] for key in RunSummary.model_fields}
 
 
 # --- paths ------------------------------------------------------------------------------
@@ -320,7 +334,7 @@ async def list_sessions(request: Request) -> Response:
     page = (await execute(request, SESSION_LIST, variables))["sessionPage"]
     if user_conflict or agent_conflict:
         page |= {"content": [], "totalElements": 0, "totalPages": 0}
-    content = [_shaped(SessionSummary, "Session", s) for s in page["content"]]
+    content = [_shaped(SESSION_NAMES, s) for s in page["content"]]
     return _json({**page, "content": content})
 
 
@@ -329,7 +343,7 @@ async def get_session(request: Request) -> Response:
     session, pages = await _session_pages(
         request, SESSION_DETAIL, path_session_id(request), "messages"
     )
-    summary = _shaped(SessionSummary, "Session", session)
+    summary = _shaped(SESSION_NAMES, session)
     head = {k: summary[k] for k in ("sessionId", "userId", "agentId")}
     tail = {k: summary[k] for k in ("createdAt", "updatedAt")}
     # {"sessionId": …, "agentId": …, "messages": [ … ], "createdAt": …, "updatedAt": …}
