@@ -37,6 +37,7 @@ from strawberry.asgi import GraphQL
 from agent_sessions import pages
 from agent_sessions.agents import AgentRunner
 from agent_sessions.agents.live import LiveRuns
+from agent_sessions.auth import authenticate
 from agent_sessions.errors import ServiceError, Unauthenticated
 from agent_sessions.observability import (
     DATABASE_UP,
@@ -47,14 +48,13 @@ from agent_sessions.observability import (
     observe_command,
 )
 from agent_sessions.resolvers.context import Context
-from agent_sessions.resolvers.identity import authenticate
 from agent_sessions.rest.responses import JSONResponse, error_response
 from agent_sessions.rest.routes import SESSION_NOT_FOUND
 from agent_sessions.rest.routes import routes as rest_routes
 from agent_sessions.schema import build_schema
-from agent_sessions.schema.enums import RunStatus
 from agent_sessions.settings import Settings, load_settings
 from agent_sessions.storage import EmbeddedServer, Storage
+from agent_sessions.storage.model import STATUSES
 from agent_sessions.storage.monitoring import CommandTimer
 from agent_sessions.subscriptions import SocketView
 
@@ -233,8 +233,8 @@ async def metrics(request: Request) -> Response:
         # at most every 30 s: a scrape must not cost a scan each time.
         services.runs_counted_at = time.monotonic()
         counts = await services.storage.runs_by_status()
-        for status in RunStatus:
-            RUNS.labels(status.value).set(counts.get(status.value, 0))
+        for status in STATUSES:
+            RUNS.labels(status).set(counts.get(status, 0))
     body, content_type = metrics_exposition()
     return Response(body, media_type=content_type)
 

@@ -7,10 +7,19 @@ an internal error: masked for clients, logged with the request id.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class ServiceError(Exception):
     code = "INTERNAL"
     status = 500
+    # The first class to declare a code is that code's status (``TooLarge`` shares
+    # ``BAD_USER_INPUT`` with ``BadInput`` but is 413 only where the class is at hand).
+    by_code: ClassVar[dict[str, type[ServiceError]]] = {}
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        ServiceError.by_code.setdefault(cls.code, cls)
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -91,6 +100,15 @@ class ShuttingDown(ServiceError):
 
     def __init__(self, message: str = "the server is shutting down; try again shortly") -> None:
         super().__init__(message)
+
+
+def status_of(error: BaseException | None, code: str | None = None) -> int:
+    """The HTTP status for an error: its class's, or for an error known only by its
+    ``code`` (an answer from GraphQL), the class that declares that code; else 500."""
+    if isinstance(error, ServiceError):
+        return error.status
+    known = ServiceError.by_code.get(code) if code is not None else None
+    return known.status if known is not None else ServiceError.status
 
 
 FORBIDDEN_ACT_FOR_OTHERS = "only administrators may act for another user"

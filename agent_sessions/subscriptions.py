@@ -20,9 +20,9 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UnsetType
 
+from agent_sessions.auth import Caller, authenticate
 from agent_sessions.errors import ServiceError
 from agent_sessions.resolvers.context import Context
-from agent_sessions.resolvers.identity import Caller, authenticate
 from agent_sessions.schema.extensions import coded
 
 if TYPE_CHECKING:

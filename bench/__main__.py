@@ -26,8 +26,8 @@ import orjson
 from pymongo.monitoring import CommandListener, CommandStartedEvent, CommandSucceededEvent
 
 from agent_sessions.app import build_app
+from agent_sessions.auth import OPEN_MODE_CALLER
 from agent_sessions.resolvers.context import Context
-from agent_sessions.resolvers.identity import OPEN_MODE_CALLER
 from agent_sessions.schema import build_schema
 from agent_sessions.settings import Settings
 from agent_sessions.storage import Storage

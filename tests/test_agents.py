@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from agent_sessions.settings import Settings
 
 from .agent_servers import SYSTEM_PROMPT, AgentBackend, agent_configs, echo_chat, slow
-from .conftest import GraphQLClient, LiveServer, curl, live_settings, record
+from .helpers import GraphQLClient, LiveServer, curl, live_settings, record
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 from agent_sessions.settings import Settings
 from agent_sessions.storage import Storage
 
-from .conftest import BASE_URL, GraphQLClient
+from .helpers import BASE_URL, GraphQLClient
 
 ADMIN_KEY = "test-admin-key"
 CREATE_KEY = "mutation($u: String!, $a: Boolean) { createApiKey(userId: $u, admin: $a) { id key } }"

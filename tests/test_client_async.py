@@ -19,7 +19,7 @@ from agent_sessions.storage.build import build_session
 from agent_sessions.storage.layout import DEFAULT_BOUNDS, SESSIONS
 
 from .agent_servers import AgentBackend, agent_configs, echo_chat
-from .conftest import BASE_URL, GraphQLClient, record
+from .helpers import BASE_URL, GraphQLClient, record
 
 CHUNKS = [
     {"id": "c-1", "text": "Q1 revenue: $4.2M", "score": 0.84, "retrievalScore": 0.71,

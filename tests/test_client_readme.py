@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .conftest import LiveServer, live_settings
+from .helpers import LiveServer, live_settings
 from .test_client_sync import seed_demo
 
 README = Path(__file__).resolve().parent.parent / "README.md"

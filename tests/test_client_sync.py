@@ -21,7 +21,7 @@ from agent_sessions.storage.layout import DEFAULT_BOUNDS, SESSIONS
 from agent_sessions.storage.transfer import import_session
 
 from .agent_servers import AgentBackend, agent_configs
-from .conftest import LiveServer, live_settings
+from .helpers import LiveServer, live_settings
 
 ADMIN_KEY = "client-admin-key"
 

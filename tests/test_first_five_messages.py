@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import GraphQLClient, record
+from .helpers import GraphQLClient, record
 
 # What a message must never contain: pieces of a regex, pydantic's phrasing or links.
 INTERNALS = re.compile(r"\[\^|\\x|\\u|\{1,|pattern|Input should|pydantic|type=|https?://")

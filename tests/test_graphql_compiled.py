@@ -12,15 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agent_sessions.auth import OPEN_MODE_CALLER, Caller
 from agent_sessions.resolvers.context import Context
 from agent_sessions.resolvers.cursors import position_cursor
-from agent_sessions.resolvers.identity import OPEN_MODE_CALLER, Caller
 from agent_sessions.schema import build_schema
 from agent_sessions.settings import Settings
 from agent_sessions.storage import Storage
 from agent_sessions.storage.layout import DEFAULT_BOUNDS, Bounds
 from agent_sessions.storage.sessions import message_document, run_document
-from tests.conftest import TINY_BOUNDS
+
+from .helpers import TINY_BOUNDS
 
 
 @pytest.fixture(params=["whole", "paged"])

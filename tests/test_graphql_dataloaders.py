@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import CommandLog, GraphQLClient, record
+from .helpers import CommandLog, GraphQLClient, record
 
 NESTED = """
 query {
@@ -144,3 +144,19 @@ async def test_a_missing_or_foreign_session_in_one_read_is_null(
     )
     assert data == {"session": None}
     assert commands.names == ["aggregate"]
+
+
+@pytest.mark.parametrize("n", [2, 8])
+async def test_a_runs_session_under_a_list_of_runs_is_read_once(
+    gql: GraphQLClient, commands: CommandLog, n: int
+) -> None:
+    for _ in range(n):
+        await record(gql, sessionId="s")
+    commands.reset()
+    data = await gql.data(
+        '{ session(id: "s") { runs { nodes { session { id messages { totalCount } } } } } }'
+    )
+    nodes = data["session"]["runs"]["nodes"]
+    assert nodes == [{"session": {"id": "s", "messages": {"totalCount": 2 * n}}}] * n
+    # the outer session with its runs, then the runs' (one) session with its messages
+    assert commands.names == ["aggregate", "aggregate"]

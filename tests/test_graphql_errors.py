@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import GraphQLClient, record
+from .helpers import GraphQLClient, record
 
 KNOWN_CODES = {
     "BAD_USER_INPUT",

@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from tests.conftest import GraphQLClient, record
+from .helpers import GraphQLClient, record
 
 CREATE_SESSION = """
 mutation Create($input: CreateSessionInput!) {

@@ -18,7 +18,7 @@ from agent_sessions.storage import Storage
 from agent_sessions.storage.embedded import EmbeddedServerError, start_embedded
 
 from .agent_servers import AgentBackend, agent_configs
-from .conftest import GraphQLClient, record
+from .helpers import GraphQLClient, record
 
 
 @pytest.mark.parametrize("run_id", ["$$r.id", "$$ROOT", "$runs", "$$nope"])

@@ -16,7 +16,7 @@ from httpx_sse import ServerSentEvent, aconnect_sse
 from agent_sessions.settings import AgentConfig
 
 from .agent_servers import AgentBackend, echo_chat
-from .conftest import LiveServer, live_settings
+from .helpers import LiveServer, live_settings
 from .stream_servers import Stream, ndjson_agent, trickle
 
 TOKENS = ["Your ", "Q1 ", "revenue ", "was ", "$4.2 ", "million."]

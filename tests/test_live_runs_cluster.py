@@ -25,7 +25,7 @@ from agent_sessions.app import build_app
 from agent_sessions.settings import Settings
 
 from .agent_servers import AgentBackend
-from .conftest import BASE_URL, LiveServer, live_settings
+from .helpers import BASE_URL, LiveServer, live_settings
 from .stream_servers import Stream
 from .test_live_runs import FAST, TOKENS, configs, join, payloads, stored_run, until
 

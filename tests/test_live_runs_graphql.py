@@ -13,7 +13,7 @@ import pytest
 import websockets
 
 from .agent_servers import AgentBackend
-from .conftest import LiveServer, live_settings
+from .helpers import LiveServer, live_settings
 from .stream_servers import Stream
 from .test_live_runs import FAST, TOKENS, configs
 

@@ -13,7 +13,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from .conftest import LiveServer, live_settings
+from .helpers import LiveServer, live_settings
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "examples" / "explore_sessions.ipynb"
 COMMAND = str(Path(sys.executable).with_name("agent-sessions"))

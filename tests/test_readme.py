@@ -10,7 +10,7 @@ from pathlib import Path
 from agent_sessions.settings import load_settings
 
 from .agent_servers import AgentBackend
-from .conftest import LiveServer, live_settings
+from .helpers import LiveServer, live_settings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 EXAMPLE_HOST = "http://127.0.0.1:8080"

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
 from .agent_servers import AgentBackend, agent_configs
-from .conftest import LiveServer, live_settings
+from .helpers import LiveServer, live_settings
 
 SESSION = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
 

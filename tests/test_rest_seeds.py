@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from .conftest import LiveServer, curl, live_settings
+from .helpers import LiveServer, curl, live_settings
 
 SESSION = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
 ADMIN_KEY = "seed-admin-key-for-tests"

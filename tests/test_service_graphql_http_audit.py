@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import LiveServer, live_settings
+from .helpers import LiveServer, live_settings
 
 AUDIT = """
 import { auditServer } from 'graphql-http';

@@ -15,7 +15,7 @@ from agent_sessions.resolvers.reads import PAGE_MAX
 from agent_sessions.storage import Storage
 from agent_sessions.storage.embedded import start_embedded
 
-from .conftest import GraphQLClient
+from .helpers import GraphQLClient
 
 
 def test_session_cursor_milliseconds_are_exact() -> None:

@@ -27,7 +27,7 @@ from agent_sessions.settings import Settings
 from agent_sessions.storage import Storage
 from agent_sessions.storage.monitoring import CommandTimer
 
-from .conftest import BASE_URL, GraphQLClient, record
+from .helpers import BASE_URL, GraphQLClient, record
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 

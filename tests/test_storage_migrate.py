@@ -20,7 +20,8 @@ from agent_sessions.settings import Settings
 from agent_sessions.storage import Storage
 from agent_sessions.storage.layout import LAYOUT_VERSION, META
 from agent_sessions.storage.migrate import layout_version, migrate, pending
-from tests.conftest import BASE_URL, GraphQLClient
+
+from .helpers import BASE_URL, GraphQLClient
 
 ROUND1 = json_util.loads((Path(__file__).parent / "data" / "round1_sessions.json").read_text())
 

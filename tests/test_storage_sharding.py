@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from agent_sessions.storage.layout import DEFAULT_BOUNDS, PAGES, SESSIONS, SHARD_KEYS, Bounds
-from tests.conftest import TINY_BOUNDS, CommandLog, GraphQLClient, record
+
+from .helpers import TINY_BOUNDS, CommandLog, GraphQLClient, record
 
 # Commands that are not about one session: list reads (scatter-gather on purpose) and
 # the unsharded key collection; transactions' own commands carry no filter.

@@ -27,7 +27,7 @@ from agent_sessions.storage.transfer import (
     import_session,
 )
 
-from .conftest import CommandLog, GraphQLClient, record
+from .helpers import CommandLog, GraphQLClient, record
 
 CREATE = "mutation($i: CreateSessionInput!) { createSession(input: $i) { id } }"
 RICH_RUN = {

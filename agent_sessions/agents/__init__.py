@@ -1,5 +1,6 @@
-"""Agents: the backends that answer (``backends``, over the wire formats in ``streams``)
-and the runs in progress that ask them (``live``).
+"""Agents: the backends that answer (``backends``, over the wire formats in ``streams``),
+the runs in progress that ask them (``live``), and the use case that starts, awaits,
+cancels and follows a run for GraphQL and REST alike (``runs``).
 
 ``openai`` talks to any OpenAI-compatible ``/chat/completions`` server (streaming);
 ``http`` posts the turn to the user's own agent service, which answers with one JSON

@@ -21,7 +21,7 @@ from agent_sessions.settings import AgentConfig
 from . import streams
 from .answers import AgentBackendError, BackendEvent
 
-Message = dict[str, Any]
+OpenAIMessage = dict[str, Any]  # a message in OpenAI chat format
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +32,7 @@ class AgentTurn:
     run_id: str
     agent_id: str
     message: str
-    history: list[Message]  # earlier messages, OpenAI chat format, in order
+    history: list[OpenAIMessage]  # earlier messages, OpenAI chat format, in order
     reasoning: dict[str, Any] | None  # {enabled, effort, budget_tokens}
 
 
@@ -108,7 +108,7 @@ class AgentRunner:
     def _request(self, agent: AgentConfig, turn: AgentTurn) -> Any:
         headers = {"Accept": "text/event-stream, application/x-ndjson, application/json"}
         if agent.backend == "openai":
-            messages: list[Message] = []
+            messages: list[OpenAIMessage] = []
             if agent.system_prompt:
                 messages.append({"role": "system", "content": agent.system_prompt})
             messages += turn.history

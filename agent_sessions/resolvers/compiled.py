@@ -12,7 +12,13 @@ introspection, ``sessions``, ``Message.run``, ``Run.messages``, ``@skip``/``@inc
 variables, …) is left to normal execution at compile time; anything that would be an
 error at run time (a bad argument, a null in a non-null field, a value a scalar refuses)
 abandons the compiled answer and normal execution runs instead, so errors are always
-the ones normal execution reports. Plans are cached by (document, operation name).
+the ones normal execution reports. Two exceptions: a database outage is the answer at once
+(normal execution would only wait for the same outage again), and a failure that is
+neither (a bug) is logged with its traceback once and retires that plan for good.
+
+It runs inside Strawberry's pipeline (``schema.extensions.CompiledExecution``, an
+``on_execute`` extension) on the document Strawberry parsed and validated; plans are kept
+beside that document in ``schema.extensions.Documents``, the one document cache.
 """
 
 from __future__ import annotations
@@ -20,12 +26,13 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
     DocumentNode,
+    ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -41,10 +48,10 @@ from graphql import (
     SelectionSetNode,
     Undefined,
     VariableNode,
-    parse,
 )
-from graphql.execution.values import get_variable_values
+from graphql.execution.values import VariableValues, get_variable_values
 
+from agent_sessions.errors import DatabaseUnavailable, ServiceError
 from agent_sessions.storage.model import ChunkSpec, Page, RunSpec, SessionRead
 
 from .cursors import position_cursor
@@ -56,16 +63,20 @@ log = logging.getLogger("agent_sessions.compiled")
 Doc = dict[str, Any]
 
 
-# Documents longer than this (comments do not count as tokens) are not compiled or cached.
-MAX_COMPILED_QUERY = 64 * 1024
-
-
 class Unsupported(Exception):
     """The document selects something the compiled path does not serve."""
 
 
 class Abort(Exception):
     """At run time: this request is answered by normal execution instead."""
+
+
+class _Outage(Exception):
+    """The database went away while the root field at ``key`` was read."""
+
+    def __init__(self, key: str, error: DatabaseUnavailable) -> None:
+        super().__init__(key)
+        self.key, self.error = key, error
 
 
 # --- leaves --------------------------------------------------------------------------------------
@@ -99,7 +110,10 @@ def _leaf(type_: GraphQLScalarType | GraphQLEnumType, non_null: bool) -> Callabl
             return None
         if fast is not None and type(value) is fast:
             return value
-        out = serialize(value)
+        try:
+            out = serialize(value)
+        except Exception:  # a stored value the scalar refuses: normal execution reports it
+            raise Abort from None
         if out is None or out is Undefined:
             raise Abort
         return out
@@ -116,7 +130,7 @@ def _literal_flag(node: Any, name: str) -> bool | None:
             [arg] = directive.arguments
             if isinstance(arg.value, VariableNode):
                 raise Unsupported(f"@{name} on a variable")
-            return bool(arg.value.value)  # type: ignore[attr-defined]
+            return bool(arg.value.value)
     return None
 
 
@@ -172,7 +186,7 @@ class Arguments:
     node: FieldNode
     parent: GraphQLObjectType
 
-    def values(self, variables: Mapping[str, Any]) -> dict[str, Any]:
+    def values(self, variables: VariableValues) -> dict[str, Any]:
         return argument_values(self.node, self.parent, variables)
 
 
@@ -186,7 +200,7 @@ class ChunkSite:
 
 
 @dataclass
-class Window:
+class WindowSite:
     """A ``messages`` or ``runs`` field instance of a session."""
 
     index: int
@@ -211,7 +225,7 @@ class SessionRoot:
     """What one session object of the response needs from storage."""
 
     fields: frozenset[str] = frozenset()
-    windows: list[Window] = field(default_factory=list)
+    windows: list[WindowSite] = field(default_factory=list)
     lookups: list[Lookup] = field(default_factory=list)
 
 
@@ -300,7 +314,7 @@ class Compiler:
             key, default = plain
             type_ = definition.type
             non_null = isinstance(type_, GraphQLNonNull)
-            named = type_.of_type if non_null else type_  # type: ignore[union-attr]
+            named = type_.of_type if non_null else type_
             leaf = self.const(_leaf(named, non_null))
             # A default stands in for an absent or null value, as in the types' from_doc.
             get = f"src.get({key!r})" if default is None else f"_or({key!r}, src, {default!r})"
@@ -329,7 +343,7 @@ class Compiler:
     ) -> str:  # fmt: skip
         assert self.session is not None
         index = next(self.counter)
-        window = Window(index, kind, Arguments(nodes[0], parent), frozenset(), [])
+        window = WindowSite(index, kind, Arguments(nodes[0], parent), frozenset(), [])
         self.session.windows.append(window)
         outer = self._current_window
         self._current_window = window
@@ -365,7 +379,7 @@ class Compiler:
             self._current_window = outer
         return f"{conn_fn}(env.pages[{index}], env)"
 
-    _current_window: Window | None = None
+    _current_window: WindowSite | None = None
 
     def _reads(
         self, type_name: str, nodes: list[FieldNode], table: Mapping[str, tuple[str, ...]]
@@ -568,7 +582,7 @@ def compile_operation(
 
 
 def _session_read(
-    root: SessionRoot, env: Env, variables: Mapping[str, Any]
+    root: SessionRoot, env: Env, variables: VariableValues
 ) -> tuple[SessionRead, list[Any]]:
     """The storage read for one session object, and where each part's answer goes."""
     messages, runs, lookups, targets = [], [], [], []
@@ -606,70 +620,47 @@ def _session_read(
     return SessionRead(root.fields, tuple(messages), tuple(runs), tuple(lookups)), targets
 
 
+# A plan per operation name of one document; ``None``: normal execution serves it.
+Plans = MutableMapping[str | None, "tuple[OperationDefinitionNode, Plan] | None"]
+
+
 class CompiledExecutor:
     """Runs queries through compiled plans; ``None`` means "use normal execution"."""
 
-    def __init__(
-        self,
-        schema: GraphQLSchema,
-        validate: Callable[[DocumentNode], list[GraphQLError]],
-        max_tokens: int,
-        cache_size: int = 512,
-    ) -> None:
+    def __init__(self, schema: GraphQLSchema) -> None:
         self.schema = schema
-        self.validate = validate
-        self.max_tokens = max_tokens
-        self.cache_size = cache_size
-        self._documents: OrderedDict[str, DocumentNode | None] = OrderedDict()
-        self._plans: OrderedDict[
-            tuple[str, str | None], tuple[OperationDefinitionNode, Plan] | None
-        ] = OrderedDict()
         self.compiled = 0  # answers given, for tests and the benchmark
         self.fallbacks = 0
-
-    def _document(self, query: str) -> DocumentNode | None:
-        if query in self._documents:
-            self._documents.move_to_end(query)
-            return self._documents[query]
-        try:
-            document: DocumentNode | None = parse(query, max_tokens=self.max_tokens)
-        except GraphQLError:
-            document = None
-        if document is not None and self.validate(document):
-            document = None
-        self._remember(self._documents, query, document)
-        return document
-
-    def _remember(self, cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
-        cache[key] = value
-        if len(cache) > self.cache_size:
-            cache.popitem(last=False)
+        self.failures = 0  # plans retired by an unexpected error (logged, each once)
 
     def plan(
-        self, query: str, operation_name: str | None
+        self, document: DocumentNode, operation_name: str | None, plans: Plans
     ) -> tuple[OperationDefinitionNode, Plan] | None:
-        key = (query, operation_name)
-        if key in self._plans:
-            self._plans.move_to_end(key)
-            return self._plans[key]
+        """The plan for the operation, compiled on first sight and kept in ``plans``."""
+        if operation_name in plans:
+            return plans[operation_name]
         found: tuple[OperationDefinitionNode, Plan] | None = None
-        document = self._document(query)
-        operation = _operation(document, operation_name) if document is not None else None
+        operation = _operation(document, operation_name)
         if operation is not None and operation.operation == OperationType.QUERY:
             try:
-                found = (operation, compile_operation(self.schema, document, operation))  # type: ignore[arg-type]
+                found = (operation, compile_operation(self.schema, document, operation))
             except Unsupported as exc:
                 log.debug("not compiled: %s", exc)
-        self._remember(self._plans, key, found)
+        plans[operation_name] = found
         return found
 
     async def execute(
-        self, query: str, variables: dict[str, Any] | None, context: Any, operation_name: str | None
-    ) -> dict[str, Any] | None:
-        """The response ``data``, or ``None`` when normal execution must answer."""
-        if len(query) > MAX_COMPILED_QUERY:
-            return None  # a cache keyed by huge documents would hold them all
-        planned = self.plan(query, operation_name)
+        self,
+        document: DocumentNode,
+        operation_name: str | None,
+        variables: dict[str, Any] | None,
+        context: Any,
+        plans: Plans,
+    ) -> ExecutionResult | None:
+        """The response, or ``None`` when normal execution must answer. A database outage
+        is answered at once, as an error at the root field that met it: normal execution
+        would only meet the same outage after another server-selection timeout."""
+        planned = self.plan(document, operation_name, plans)
         if planned is None:
             return None
         operation, plan = planned
@@ -677,30 +668,49 @@ class CompiledExecutor:
             self.schema, operation.variable_definitions or (), variables or {}
         )
         if isinstance(coerced, list):
-            return None
-        values = coerced.coerced
+            return None  # normal execution reports the variables' errors
         try:
-            data = await self._run(plan, values, context)
+            data = await self._run(plan, coerced, context)
+        except _Outage as outage:
+            error = GraphQLError(
+                outage.error.message, path=[outage.key], original_error=outage.error
+            )
+            return ExecutionResult(data=None, errors=[error])
+        except (Abort, ServiceError, GraphQLError):
+            # The request's own data or arguments: normal execution reports the error.
+            self.fallbacks += 1
+            return None
         except Exception:
+            log.exception(
+                "compiled plan failed; normal execution serves operation %r from now on",
+                operation_name,
+            )
+            plans[operation_name] = None
+            self.failures += 1
             self.fallbacks += 1
             return None
         self.compiled += 1
-        return data
+        return ExecutionResult(data=data)
 
-    async def _run(self, plan: Plan, variables: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    async def _run(self, plan: Plan, variables: VariableValues, context: Any) -> dict[str, Any]:
         data: dict[str, Any] = {}
         storage, owner = context.storage, context.owner
         # Sessions asked only for their own fields (aliases side by side): one find for all.
         flat = [
             r
             for r in plan.roots
-            if r.kind == "session" and not (r.session.windows or r.session.lookups)
-        ]  # type: ignore[union-attr]
+            if r.session is not None
+            and r.kind == "session"
+            and not (r.session.windows or r.session.lookups)
+        ]
         found: dict[str, Doc] = {}
         if flat:
             ids = [r.args.values(variables)["id"] for r in flat]  # type: ignore[union-attr]
             fields = frozenset().union(*(r.session.fields for r in flat))  # type: ignore[union-attr]
-            found = await storage.sessions.get_sessions(ids, fields, owner=owner)
+            try:
+                found = await storage.sessions.get_sessions(ids, fields, owner=owner)
+            except DatabaseUnavailable as exc:
+                raise _Outage(flat[0].key, exc) from exc
         flat_roots = {id(r) for r in flat}
         for root in plan.roots:
             if id(root) in flat_roots:
@@ -723,7 +733,10 @@ class CompiledExecutor:
             session_id = args["id"] if root.kind == "session" else args["sessionId"]
             env.session_id = session_id
             read, targets = _session_read(root.session, env, variables)
-            view = await storage.sessions.read_session(session_id, read, owner=owner)
+            try:
+                view = await storage.sessions.read_session(session_id, read, owner=owner)
+            except DatabaseUnavailable as exc:
+                raise _Outage(root.key, exc) from exc
             if view is None:
                 data[root.key] = None
                 continue

@@ -6,10 +6,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from agent_sessions.auth import Caller
 from agent_sessions.settings import Settings
 from agent_sessions.storage import Storage
 
-from .identity import Caller
 from .loaders import Loaders
 from .lookahead import Selection
 

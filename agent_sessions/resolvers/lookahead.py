@@ -13,46 +13,12 @@ from typing import Any
 from graphql import FieldNode, FragmentSpreadNode, GraphQLResolveInfo, InlineFragmentNode
 from graphql.language import FragmentDefinitionNode, SelectionSetNode
 
-# The fields that are a stored value as it is: GraphQL type → field → (stored key, the
-# value when it is absent or null). The compiled path serves these straight from documents.
-STORED: dict[str, dict[str, tuple[str, Any]]] = {
-    "Session": {
-        "id": ("id", None), "userId": ("user_id", None), "agentId": ("agent_id", None),
-        "title": ("title", None), "metadata": ("metadata", None), "createdAt": ("created_at", None),
-        "updatedAt": ("updated_at", None), "messageCount": ("message_count", None),
-        "runCount": ("run_count", None),
-    },
-    "Message": {
-        "id": ("id", None), "role": ("role", None), "content": ("content", None),
-        "createdAt": ("created_at", None), "runId": ("run_id", None), "name": ("name", None),
-        "toolCallId": ("tool_call_id", None),
-    },
-    "ToolCall": {"id": ("id", None), "name": ("name", None), "arguments": ("arguments", None)},
-    "Run": {
-        "id": ("id", None), "agentId": ("agent_id", None), "status": ("status", None),
-        "input": ("input", None), "content": ("content", None), "error": ("error", None),
-        "createdAt": ("created_at", None), "startedAt": ("started_at", None),
-        "completedAt": ("completed_at", None),
-        "retrievalDiagnostics": ("retrieval_diagnostics", None),
-    },
-    "ReasoningConfig": {
-        "enabled": ("enabled", True), "effort": ("effort", None),
-        "budgetTokens": ("budget_tokens", None),
-    },
-    "TokenUsage": {
-        "inputTokens": ("input_tokens", None), "outputTokens": ("output_tokens", None),
-        "reasoningTokens": ("reasoning_tokens", None), "totalTokens": ("total_tokens", None),
-    },
-    "RetrievedChunk": {
-        "id": ("id", None), "text": ("text", None), "score": ("score", None),
-        "retrievalScore": ("retrieval_score", None), "rerankerScore": ("reranker_score", None),
-        "sourceId": ("source_id", None), "sourceName": ("source_name", None),
-        "knowledgeBaseId": ("knowledge_base_id", None), "kbName": ("kb_name", None),
-        "indexingStrategy": ("indexing_strategy", None), "meta": ("meta", None),
-        "includedInContext": ("included_in_context", True),
-    },
-    "Viewer": {},
-}  # fmt: skip
+from .fields import FIELDS, stored
+
+# The fields that are a record's value as it is: GraphQL type → field → (record key, the
+# value when it is absent or null), from the field map. The compiled path serves these
+# straight from records.
+STORED: dict[str, dict[str, tuple[str, Any]]] = {name: stored(name) for name in FIELDS}
 
 
 def _reads(

@@ -16,6 +16,7 @@ from typing import Any
 
 from graphql import (
     FieldNode,
+    GraphQLError,
     GraphQLObjectType,
     GraphQLResolveInfo,
 )
@@ -109,7 +110,10 @@ def plan_session(info: GraphQLResolveInfo, session_fields: frozenset[str]) -> Se
         name = group[0].name.value
         if name not in ("messages", "runs", "run"):
             continue
-        args = argument_values(group[0], session_type, info.variable_values)
+        try:
+            args = argument_values(group[0], session_type, info.variable_values)
+        except GraphQLError:
+            continue  # left to the field's own resolution, which reports it at its path
         if name == "run":
             fields = reads(_names(group, fragments), RUN_READS)
             specs = _chunk_specs(group, run_type, info)
@@ -124,22 +128,22 @@ def plan_session(info: GraphQLResolveInfo, session_fields: frozenset[str]) -> Se
         specs = set().union(*(_chunk_specs(i, item_type, info) for i in items)) if items else set()
         try:
             if name == "messages":
-                spec = message_spec(args, reads(names, MESSAGE_READS))
+                message_key = message_spec(args, reads(names, MESSAGE_READS))
             else:
-                spec = run_spec(args, reads(names, RUN_READS))
+                run_key = run_spec(args, reads(names, RUN_READS))
         except BadInput:
             continue  # left to the field's own resolver, which reports it at its own path
         if name == "messages":
-            messages.append((spec, tuple(sorted(specs, key=repr))))
-            plan.message_keys.append(spec)
+            messages.append((message_key, tuple(sorted(specs, key=repr))))
+            plan.message_keys.append(message_key)
         else:
             chunks = next(iter(specs)) if len(specs) == 1 else None
-            read = spec
+            read = run_key
             if chunks is not None:
-                fields = (spec.fields or frozenset()) | {"id", "retrieved_context"}
-                read = RunSpec(spec.window, spec.statuses, fields, chunks)
+                fields = (run_key.fields or frozenset()) | {"id", "retrieved_context"}
+                read = RunSpec(run_key.window, run_key.statuses, fields, chunks)
             runs.append(read)
-            plan.run_keys.append(spec)
+            plan.run_keys.append(run_key)
     if not (messages or runs or lookups):
         return None
     plan.read = SessionRead(session_fields, tuple(messages), tuple(runs), tuple(lookups))
@@ -154,19 +158,19 @@ def plan_run(info: GraphQLResolveInfo, run_id: str, fields: frozenset[str]) -> S
     specs = _chunk_specs(list(info.field_nodes), run_type, info)
     if len(specs) != 1:
         return None
-    spec = RunSpec(fields=fields | {"id", "retrieved_context"}, chunks=next(iter(specs)))
-    plan = SessionPlan(SessionRead(frozenset(), run_lookups=((run_id, spec),)))
+    lookup = RunSpec(fields=fields | {"id", "retrieved_context"}, chunks=next(iter(specs)))
+    plan = SessionPlan(SessionRead(frozenset(), run_lookups=((run_id, lookup),)))
     plan.lookup_keys.append((run_id, fields))
     return plan
 
 
 def prime(loaders: Any, session_id: str, plan: SessionPlan, view: SessionView) -> None:
     """Hand the answers to the loaders under the keys the nested resolvers will use."""
-    for spec, page in zip(plan.message_keys, view.message_pages, strict=True):
-        loaders.messages.prime((session_id, spec), page)
-    for spec, page in zip(plan.run_keys, view.run_pages, strict=True):
-        loaders.runs.prime((session_id, spec), page)
+    for message_key, page in zip(plan.message_keys, view.message_pages, strict=True):
+        loaders.messages.prime((session_id, message_key), page)
+    for run_key, page in zip(plan.run_keys, view.run_pages, strict=True):
+        loaders.runs.prime((session_id, run_key), page)
     for (run_id, fields), run in zip(plan.lookup_keys, view.runs, strict=True):
         loaders.run.prime((session_id, run_id, fields), run)
-    for (run_id, spec), chunks in view.chunks.items():
-        loaders.chunks.prime((session_id, run_id, spec), chunks)
+    for (run_id, chunk_key), chunks in view.chunks.items():
+        loaders.chunks.prime((session_id, run_id, chunk_key), chunks)

@@ -1,16 +1,25 @@
 """What each read field does: arguments checked, look-ahead turned into a storage read,
-the read made through the request's loaders. Results are stored documents and pages;
-``schema`` turns them into GraphQL objects."""
+the read made through the request's loaders. Results are storage's records and pages
+(``storage.model``); ``schema`` turns them into GraphQL objects."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from graphql import GraphQLResolveInfo, VariableNode
 
 from agent_sessions.errors import BadInput
-from agent_sessions.storage.model import EMPTY_PAGE, Page, SessionFilter
+from agent_sessions.storage.model import (
+    EMPTY_PAGE,
+    ChunkRecord,
+    MessageRecord,
+    Page,
+    RunRecord,
+    SessionFilter,
+    SessionRecord,
+)
 
 from .context import Context
 from .cursors import decode_session_cursor
@@ -33,9 +42,6 @@ PAGE_SIZE_MAX = 100
 # at most 1,000 pages of 100 (a skip of 10^5, where 1,000,000 allowed 10^8). Beyond that,
 # sessions(after:) pages by cursor at any depth.
 PAGE_MAX = 1_000
-
-Doc = dict[str, Any]
-
 
 def _raw(info: Any) -> GraphQLResolveInfo:
     # Strawberry's Info wraps graphql-core's; the look-ahead needs its field nodes.
@@ -74,7 +80,7 @@ def session_fields(info: Any, paths: tuple[tuple[str, ...], ...] = ((),)) -> fro
     return _selected(info, f"session{paths}", compute)
 
 
-def item_fields(info: Any, table: dict[str, tuple[str, ...]], key: str) -> frozenset[str]:
+def item_fields(info: Any, table: Mapping[str, tuple[str, ...]], key: str) -> frozenset[str]:
     """Stored message/run fields read by a connection's items (``nodes`` and ``edges.node``)."""
 
     def compute(nodes, fragments):
@@ -83,7 +89,7 @@ def item_fields(info: Any, table: dict[str, tuple[str, ...]], key: str) -> froze
     return _selected(info, key, compute)
 
 
-def list_fields(info: Any, table: dict[str, tuple[str, ...]], key: str) -> frozenset[str]:
+def list_fields(info: Any, table: Mapping[str, tuple[str, ...]], key: str) -> frozenset[str]:
     """Stored fields read by the items of a plain list field."""
 
     def compute(nodes, fragments):
@@ -107,7 +113,7 @@ def connection_wants(info: Any, *path: str) -> bool:
 # --- sessions -----------------------------------------------------------------------------
 
 
-async def session(info: Any, session_id: str) -> Doc | None:
+async def session(info: Any, session_id: str) -> SessionRecord | None:
     """A session by id. When nested connections or runs are selected too, everything is
     read in one aggregate and handed to the loaders the nested fields will ask."""
     ctx = _context(info)
@@ -115,7 +121,7 @@ async def session(info: Any, session_id: str) -> Doc | None:
     plan = _selected(info, "plan", lambda _nodes, _fragments: plan_session(_raw(info), fields))
     if plan is None:
         return await ctx.loaders.session.load((session_id, fields))
-    view = await ctx.storage.sessions.read_session(session_id, plan.read, owner=ctx.owner)
+    view = await ctx.loaders.session_read.load((session_id, plan.read))
     if view is None:
         return None
     prime(ctx.loaders, session_id, plan, view)
@@ -124,8 +130,8 @@ async def session(info: Any, session_id: str) -> Doc | None:
 
 
 @dataclass(slots=True)
-class SessionList:
-    sessions: list[Doc]
+class SessionListing:
+    sessions: list[SessionRecord]
     has_next: bool
     has_previous: bool
     total: int | None
@@ -149,7 +155,7 @@ async def sessions(
     after: str | None,
     last: int | None,
     before: str | None,
-) -> SessionList:
+) -> SessionListing:
     """A keyset page of sessions, newest ``updatedAt`` first."""
     ctx = _context(info)
     store, owner = ctx.storage.sessions, ctx.owner
@@ -190,10 +196,12 @@ async def sessions(
     total = None
     if connection_wants(info, "totalCount"):
         total = await store.count_sessions(sf, owner=owner)
-    return SessionList(docs, bool(has_next), bool(has_previous), total)
+    return SessionListing(docs, bool(has_next), bool(has_previous), total)
 
 
-async def session_page(info: Any, filt: Any | None, page: int, size: int) -> tuple[list[Doc], int]:
+async def session_page(
+    info: Any, filt: Any | None, page: int, size: int
+) -> tuple[list[SessionRecord], int]:
     """Page ``page`` (0-based) of ``size`` sessions, newest first, with the total count."""
     if not 0 <= page <= PAGE_MAX:
         raise BadInput(
@@ -226,33 +234,35 @@ async def session_runs(info: Any, session_id: str, args: dict[str, Any]) -> Page
     return page or EMPTY_PAGE
 
 
-async def run(info: Any, session_id: str, run_id: str) -> Doc | None:
+async def run(info: Any, session_id: str, run_id: str) -> RunRecord | None:
     fields = list_fields(info, RUN_READS, "run")
     return await _context(info).loaders.run.load((session_id, run_id, fields))
 
 
-async def run_with_chunks(info: Any, session_id: str, run_id: str) -> Doc | None:
+async def run_with_chunks(info: Any, session_id: str, run_id: str) -> RunRecord | None:
     """``Query.run``: when its chunks are selected, the run and its chunks in one read."""
     fields = list_fields(info, RUN_READS, "run")
     plan = _selected(info, "run-plan", lambda _n, _f: plan_run(_raw(info), run_id, fields))
     if plan is None:
         return await run(info, session_id, run_id)
     ctx = _context(info)
-    view = await ctx.storage.sessions.read_session(session_id, plan.read, owner=ctx.owner)
+    view = await ctx.loaders.session_read.load((session_id, plan.read))
     if view is None:
         return None
     prime(ctx.loaders, session_id, plan, view)
     return view.runs[0]
 
 
-async def run_messages(info: Any, session_id: str, run_id: str) -> list[tuple[int, Doc]]:
+async def run_messages(
+    info: Any, session_id: str, run_id: str
+) -> list[tuple[int, MessageRecord]]:
     fields = list_fields(info, MESSAGE_READS, "run.messages")
     return await _context(info).loaders.run_messages.load((session_id, run_id, fields))
 
 
 async def run_chunks(
     info: Any, session_id: str, run_id: str, included_only: bool, min_score: float | None
-) -> list[Doc]:
+) -> list[ChunkRecord]:
     args = {"includedOnly": included_only, "minScore": min_score}
     spec = chunk_spec(args, list_fields(info, CHUNK_READS, "chunks"))
     return await _context(info).loaders.chunks.load((session_id, run_id, spec)) or []

@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from graphql import FieldNode, GraphQLObjectType, Undefined, VariableNode, value_from_ast
+from graphql import FieldNode, GraphQLObjectType
+from graphql.execution.values import VariableValues, get_argument_values
 
 from agent_sessions.errors import BadInput
 from agent_sessions.storage.model import ChunkSpec, MessageSpec, RunSpec, Window
@@ -65,20 +66,14 @@ def chunk_spec(args: Mapping[str, Any], fields: frozenset[str] | None) -> ChunkS
 
 
 def argument_values(
-    node: FieldNode, parent: GraphQLObjectType, variables: Mapping[str, Any]
+    node: FieldNode, parent: GraphQLObjectType, variables: VariableValues | dict[str, Any]
 ) -> dict[str, Any]:
-    """A field's arguments as its resolver receives them, from the document and the
-    request's (coerced) variables; ``None`` for those left out without a default."""
+    """A field's arguments as its resolver receives them (graphql-core's coercion), from
+    the document and the request's coerced variables; ``None`` for those left out without
+    a default. Raises ``GraphQLError`` for a value the argument's type refuses."""
+    if isinstance(variables, dict):
+        # Strawberry's executor hands resolvers the coerced values alone; the sources
+        # matter only to fragment variables, which the schema does not enable.
+        variables = VariableValues(sources={}, coerced=variables)
     definition = parent.fields[node.name.value]
-    out: dict[str, Any] = {
-        name: None if arg.default_value is Undefined else arg.default_value
-        for name, arg in definition.args.items()
-    }
-    for arg in node.arguments or ():
-        if isinstance(arg.value, VariableNode):
-            if arg.value.name.value in variables:
-                out[arg.name.value] = variables[arg.value.name.value]
-            continue
-        arg_type = definition.args[arg.name.value].type
-        out[arg.name.value] = value_from_ast(arg.value, arg_type, variables)
-    return out
+    return dict.fromkeys(definition.args) | get_argument_values(definition, node, variables)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from agent_sessions.errors import BadInput, Forbidden
+from agent_sessions.storage.model import RunRecord, SessionRecord
 from agent_sessions.storage.sessions import message_document, new_id, now, run_document
 
 from .context import Context
+from .fields import FIELDS
 from .validation import client_id, json_object, name
 
 Doc = dict[str, Any]
@@ -45,20 +47,11 @@ def usage_doc(u: Any | None) -> Doc | None:
 def chunk_doc(c: Any, n: int) -> Doc:
     where = f"retrievedContext[{n}]"
     name(c.id, f"{where}.id")
-    return {
-        "id": c.id,
-        "text": c.text,
-        "score": c.score,
-        "retrieval_score": c.retrieval_score,
-        "reranker_score": c.reranker_score,
-        "source_id": c.source_id,
-        "source_name": c.source_name,
-        "knowledge_base_id": c.knowledge_base_id,
-        "kb_name": c.kb_name,
-        "indexing_strategy": c.indexing_strategy,
-        "meta": json_object(c.meta, f"{where}.meta") if c.meta is not None else {},
-        "included_in_context": c.included_in_context is not False,
-    }
+    # The input's attributes are the record keys (the field map's); two need a check.
+    doc = {f.record: getattr(c, f.record) for f in FIELDS["RetrievedChunk"]}
+    doc["meta"] = json_object(c.meta, f"{where}.meta") if c.meta is not None else {}
+    doc["included_in_context"] = c.included_in_context is not False
+    return doc
 
 
 def message_docs(messages: list[Any], run_id: str, created_at: Any) -> list[Doc]:
@@ -88,7 +81,7 @@ def message_docs(messages: list[Any], run_id: str, created_at: Any) -> list[Doc]
     return docs
 
 
-async def create_session(info: Any, data: Any) -> Doc:
+async def create_session(info: Any, data: Any) -> SessionRecord:
     ctx = _context(info)
     user_id = ctx.caller.acting_for(name(data.user_id, "userId"))
     return await ctx.storage.sessions.create_session(
@@ -100,7 +93,7 @@ async def create_session(info: Any, data: Any) -> Doc:
     )
 
 
-async def record_run(info: Any, data: Any) -> tuple[str, Doc]:
+async def record_run(info: Any, data: Any) -> tuple[str, RunRecord]:
     """Store a finished (or imported) run with its messages and context; idempotent on runId."""
     ctx = _context(info)
     caller = ctx.caller
@@ -151,7 +144,9 @@ async def create_api_key(info: Any, user_id: str, admin: bool) -> tuple[str, str
     ctx = _context(info)
     if not ctx.caller.is_admin:
         raise Forbidden("only administrators may create API keys")
-    record, key = await ctx.storage.keys.create(name(user_id, "userId"), admin=admin)
+    checked = name(user_id, "userId")
+    assert checked is not None  # the argument is non-null in the schema
+    record, key = await ctx.storage.keys.create(checked, admin=admin)
     return record.id, key
 
 

@@ -8,58 +8,49 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from agent_sessions.errors import ServiceError
+from agent_sessions.errors import ServiceError, status_of
+from agent_sessions.resolvers import fields
 from agent_sessions.resolvers.validation import describe, is_client_id
 
 from . import events
 from .openapi import served_document
 from .responses import JSONResponse
-from .shapes import AgentRunRequest
+from .shapes import AgentRunRequest, Chunk, RunSummary, SessionSummary
 
 Handler = Callable[[Request], Awaitable[Response]]
 
-STATUS = {
-    "BAD_USER_INPUT": 400,
-    "UNAUTHENTICATED": 401,
-    "FORBIDDEN": 403,
-    "NOT_FOUND": 404,
-    "SESSION_TOO_LARGE": 413,
-    "AGENT_ERROR": 502,
-    "DATABASE_UNAVAILABLE": 503,
-    "SHUTTING_DOWN": 503,
-}
 SESSION_NOT_FOUND = "session not found"
 RUN_NOT_FOUND = "run not found in this session"
 PAGE = 1000  # messages/runs read per operation when a path serves all of them, streamed
 
-CHUNK_FIELDS = (
-    "id text score retrievalScore rerankerScore sourceId sourceName knowledgeBaseId kbName "
-    "indexingStrategy meta includedInContext"
-)
+# What REST shows of each object, selected and renamed from the field map.
+CHUNK_FIELDS = fields.selection("RetrievedChunk")
+SESSION_FIELDS = fields.selection("Session")
+RUN_FIELDS = fields.selection("Run")
 
-SESSION_LIST = """
-query SessionList($filter: SessionFilter, $page: Int!, $size: Int!) {
-  sessionPage(filter: $filter, page: $page, size: $size) {
-    content { id userId agentId createdAt updatedAt }
+SESSION_LIST = f"""
+query SessionList($filter: SessionFilter, $page: Int!, $size: Int!) {{
+  sessionPage(filter: $filter, page: $page, size: $size) {{
+    content {{ {SESSION_FIELDS} }}
     totalElements totalPages page size
-  }
-}"""
+  }}
+}}"""
 
-SESSION_DETAIL = """
-query SessionDetail($id: ID!, $first: Int!, $after: String) {
-  session(id: $id) {
-    id userId agentId createdAt updatedAt
-    messages(first: $first, after: $after) {
-      pageInfo { hasNextPage endCursor }
-      nodes { role content name toolCallId toolCalls { id name arguments } }
-    }
-  }
-}"""
+SESSION_DETAIL = f"""
+query SessionDetail($id: ID!, $first: Int!, $after: String) {{
+  session(id: $id) {{
+    {SESSION_FIELDS}
+    messages(first: $first, after: $after) {{
+      pageInfo {{ hasNextPage endCursor }}
+      nodes {{ role content name toolCallId toolCalls {{ id name arguments }} }}
+    }}
+  }}
+}}"""
 
 SESSION_MESSAGES = f"""
 query SessionMessages($id: ID!, $first: Int!, $after: String) {{
@@ -75,19 +66,19 @@ query SessionMessages($id: ID!, $first: Int!, $after: String) {{
   }}
 }}"""
 
-SESSION_RUNS = """
-query SessionRuns($id: ID!, $first: Int!, $after: String) {
-  session(id: $id) {
-    runs(first: $first, after: $after) {
-      pageInfo { hasNextPage endCursor }
-      nodes {
-        id sessionId agentId status content createdAt completedAt error
-        reasoning { enabled effort budgetTokens }
-        usage { inputTokens outputTokens reasoningTokens totalTokens }
-      }
-    }
-  }
-}"""
+SESSION_RUNS = f"""
+query SessionRuns($id: ID!, $first: Int!, $after: String) {{
+  session(id: $id) {{
+    runs(first: $first, after: $after) {{
+      pageInfo {{ hasNextPage endCursor }}
+      nodes {{
+        {RUN_FIELDS} sessionId
+        reasoning {{ {fields.selection("ReasoningConfig")} }}
+        usage {{ {fields.selection("TokenUsage")} }}
+      }}
+    }}
+  }}
+}}"""
 
 RUN_CONTEXT = f"""
 query RunContext($id: ID!, $runId: ID!) {{
@@ -166,7 +157,7 @@ async def execute(request: Request, document: str, variables: dict[str, Any]) ->
         body: dict[str, Any] = {"error": error.message}
         if code == "AGENT_ERROR":
             body |= {"runId": extensions.get("runId"), "sessionId": extensions.get("sessionId")}
-        raise RestError(STATUS.get(code, 500), body)
+        raise RestError(status_of(error.original_error, code), body)
     return result.data or {}
 
 
@@ -253,21 +244,25 @@ def _json_array(
 # --- reshaping --------------------------------------------------------------------------
 
 
+def _renaming(shape: type[BaseModel], type_name: str) -> list[tuple[str, str]]:
+    """(GraphQL name, REST name) in the shape's key order: REST's names are the field
+    map's, and a REST key the map does not give (nor the shim) fails here, at import."""
+    by_rest = {rest: name for name, rest in fields.rest_names(type_name)}
+    return [(by_rest[key], key) for key in shape.model_fields if key in by_rest]
+
+
+CHUNK_NAMES = _renaming(Chunk, "RetrievedChunk")
+SESSION_NAMES = _renaming(SessionSummary, "Session")
+RUN_NAMES = _renaming(RunSummary, "Run")
+
+
+def _shaped(names: list[tuple[str, str]], data: dict[str, Any]) -> dict[str, Any]:
+    """A GraphQL object in REST's names, in one step."""
+    return {rest: data[name] for name, rest in names}
+
+
 def _chunk(c: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": c["id"],
-        "text": c["text"],
-        "score": c["score"],
-        "retrieval_score": c["retrievalScore"],
-        "reranker_score": c["rerankerScore"],
-        "source_id": c["sourceId"],
-        "source_name": c["sourceName"],
-        "knowledge_base_id": c["knowledgeBaseId"],
-        "kb_name": c["kbName"],
-        "indexing_strategy": c["indexingStrategy"],
-        "meta": c["meta"],
-        "included_in_context": c["includedInContext"],
-    }
+    return _shaped(CHUNK_NAMES, c)
 
 
 def _tool_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -311,18 +306,13 @@ def _chat(m: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run(r: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "runId": r["id"],
+    # Reasoning and usage are spelled in REST as in GraphQL: they pass as they are.
+    out = _shaped(RUN_NAMES, r) | {
         "sessionId": r["sessionId"],
-        "agentId": r["agentId"],
-        "status": r["status"],
-        "content": r["content"],
-        "createdAt": r["createdAt"],
-        "completedAt": r["completedAt"],
         "reasoning": r["reasoning"],
         "usage": r["usage"],
-        "error": r["error"],
     }
+    return {key: out[key] for key in RunSummary.model_fields}
 
 
 # --- paths ------------------------------------------------------------------------------
@@ -344,16 +334,7 @@ async def list_sessions(request: Request) -> Response:
     page = (await execute(request, SESSION_LIST, variables))["sessionPage"]
     if user_conflict or agent_conflict:
         page |= {"content": [], "totalElements": 0, "totalPages": 0}
-    content = [
-        {
-            "sessionId": s["id"],
-            "userId": s["userId"],
-            "agentId": s["agentId"],
-            "createdAt": s["createdAt"],
-            "updatedAt": s["updatedAt"],
-        }
-        for s in page["content"]
-    ]
+    content = [_shaped(SESSION_NAMES, s) for s in page["content"]]
     return _json({**page, "content": content})
 
 
@@ -362,8 +343,9 @@ async def get_session(request: Request) -> Response:
     session, pages = await _session_pages(
         request, SESSION_DETAIL, path_session_id(request), "messages"
     )
-    head = {"sessionId": session["id"], "userId": session["userId"], "agentId": session["agentId"]}
-    tail = {"createdAt": session["createdAt"], "updatedAt": session["updatedAt"]}
+    summary = _shaped(SESSION_NAMES, session)
+    head = {k: summary[k] for k in ("sessionId", "userId", "agentId")}
+    tail = {k: summary[k] for k in ("createdAt", "updatedAt")}
     # {"sessionId": …, "agentId": …, "messages": [ … ], "createdAt": …, "updatedAt": …}
     prefix = orjson.dumps(head)[:-1] + b',"messages":'
     suffix = b"," + orjson.dumps(tail)[1:]

@@ -10,8 +10,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from agent_sessions.resolvers.agents import MAX_MESSAGE_CHARS
+from agent_sessions.agents.runs import MAX_MESSAGE_CHARS
 from agent_sessions.resolvers.validation import CLIENT_ID_PATTERN, NAME_PATTERN, NON_BLANK_PATTERN
+from agent_sessions.storage.model import RunStatus
 
 
 class _Shape(BaseModel):
@@ -118,7 +119,6 @@ class Usage(_Shape):
     totalTokens: int | None
 
 
-RunStatus = Literal["QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]
 
 
 class RunSummary(_Shape):

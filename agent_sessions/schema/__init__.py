@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import strawberry
-from graphql import specified_rules
 from strawberry import ID, UNSET, Info
 from strawberry.extensions import (
     AddValidationRules,
@@ -16,13 +15,13 @@ from strawberry.extensions import (
     SchemaExtension,
 )
 from strawberry.schema.config import StrawberryConfig
-from strawberry.schema.schema import validate_document
 
-from agent_sessions.resolvers import agents, reads, writes
+from agent_sessions.agents import runs as agent_runs
+from agent_sessions.resolvers import reads, writes
 from agent_sessions.resolvers.compiled import CompiledExecutor
 
-from .extensions import CodedSchema, DocumentCache
-from .inputs import CreateSessionInput, ReasoningInput, RecordRunInput, SessionFilter
+from .extensions import CompiledExecution, DocumentCache, Documents, ErrorCodes, ServiceSchema
+from .inputs import CreateSessionInput, ReasoningInput, RecordRunInput, SessionFilterInput
 from .live import Subscription
 from .scalars import SCALARS
 from .types import (
@@ -40,11 +39,10 @@ from .types import (
 MAX_DEPTH = 10
 MAX_ALIASES = 30
 MAX_TOKENS = 10_000
-DOCUMENT_CACHE = 512  # distinct documents whose parse and validation are kept
 
 
 SessionId = argument("Session ID.", ID)
-Filter = argument("Which sessions: by user, agent and updatedAt range.", SessionFilter | None)
+Filter = argument("Which sessions: by user, agent and updatedAt range.", SessionFilterInput | None)
 
 
 @strawberry.type(description="Sessions, runs, and who you are.")
@@ -162,7 +160,7 @@ class Mutation:
         ) = UNSET,
         user_id: argument("Run for this user (administrators only).", str | None) = UNSET,
     ) -> Run:
-        session, run = await agents.run_agent(
+        session, run = await agent_runs.run_agent(
             info.context,
             agent_id=agent_id,
             message=message,
@@ -191,7 +189,7 @@ class Mutation:
         ) = UNSET,
         user_id: argument("Run for this user (administrators only).", str | None) = UNSET,
     ) -> Run:
-        session, live = await agents.start_run(
+        session, live = await agent_runs.start_run(
             info.context,
             agent_id=agent_id,
             message=message,
@@ -214,7 +212,8 @@ class Mutation:
         session_id: argument("The session the run belongs to.", ID),
         run_id: argument("The run to cancel.", ID),
     ) -> Run:
-        return Run.from_doc(session_id, await agents.cancel_run(info.context, session_id, run_id))
+        run = await agent_runs.cancel_run(info.context, session_id, run_id)
+        return Run.from_doc(session_id, run)
 
     @strawberry.mutation(description="Administrators only. The key is returned here, once.")
     async def create_api_key(
@@ -245,30 +244,34 @@ LIMIT_RULES = [
 NO_INTROSPECTION_RULES = [*DisableIntrospection().validation_rules]
 
 
-def build_schema(*, introspection: bool = True, compiled: bool = True) -> strawberry.Schema:
-    """The schema; ``compiled`` answers the queries it can through compiled plans."""
+def build_schema(
+    *,
+    introspection: bool = True,
+    compiled: bool = True,
+    extensions: Sequence[Callable[[], SchemaExtension]] = (),
+) -> ServiceSchema:
+    """The schema; ``compiled`` answers the queries it can through compiled plans.
+    ``extensions`` run after ours, around compiled and normal answers alike."""
     rules = LIMIT_RULES if introspection else LIMIT_RULES + NO_INTROSPECTION_RULES
-    extensions: list[Callable[[], SchemaExtension]] = [
+    documents = Documents()
+    pipeline: list[Callable[[], SchemaExtension]] = [
+        ErrorCodes,
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: AddValidationRules(rules),
-        DocumentCache,
+        lambda: DocumentCache(documents),
+        *extensions,
     ]
-    schema = CodedSchema(
+    schema = ServiceSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=extensions,
+        extensions=pipeline,
         config=StrawberryConfig(scalar_map=SCALARS),
     )
+    schema.documents = documents
     if compiled:
-        graphql_schema = schema._schema
-        schema.compiled = CompiledExecutor(
-            graphql_schema,
-            # The rules normal execution validates with: graphql's own, then ours.
-            lambda document: validate_document(
-                graphql_schema, document, (*specified_rules, *rules)
-            ),
-            max_tokens=MAX_TOKENS,
-            cache_size=DOCUMENT_CACHE,
-        )
+        executor = CompiledExecutor(schema._schema)
+        schema.compiled = executor
+        # Last, so that every extension before it wraps the compiled answers too.
+        schema.extensions = (*schema.extensions, lambda: CompiledExecution(executor, documents))
     return schema

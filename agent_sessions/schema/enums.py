@@ -15,8 +15,8 @@ class Role(Enum):
     SYSTEM = strawberry.enum_value("system", description="A system prompt.")
 
 
-@strawberry.enum(description="Where a run is.")
-class RunStatus(Enum):
+@strawberry.enum(name="RunStatus", description="Where a run is.")
+class RunStatusEnum(Enum):
     QUEUED = strawberry.enum_value("QUEUED", description="Accepted, not started yet.")
     RUNNING = strawberry.enum_value(
         "RUNNING", description="The agent is working; the user's message is already stored."

@@ -6,7 +6,7 @@ from typing import Any
 import strawberry
 from strawberry import ID, UNSET
 
-from .enums import Role, RunStatus
+from .enums import Role, RunStatusEnum
 from .scalars import JSON, DateTime
 
 
@@ -28,8 +28,10 @@ def required(description: str) -> Any:
     return strawberry.field(description=description)
 
 
-@strawberry.input(description="Which sessions to list; the conditions combine.")
-class SessionFilter(_Input):
+@strawberry.input(
+    name="SessionFilter", description="Which sessions to list; the conditions combine."
+)
+class SessionFilterInput(_Input):
     user_id: str | None = given("Filter sessions to those belonging to a specific user.")
     agent_id: str | None = given("Filter sessions to those involving a specific agent.")
     updated_after: DateTime | None = given("Sessions updated after this instant (exclusive).")
@@ -111,7 +113,7 @@ class RecordRunInput(_Input):
     user_id: str | None = strawberry.field(
         default=UNSET, description="Administrators only; default: the caller."
     )
-    status: RunStatus | None = given("The run's status.", default=RunStatus.COMPLETED)
+    status: RunStatusEnum | None = given("The run's status.", default=RunStatusEnum.COMPLETED)
     content: str | None = strawberry.field(
         default=UNSET,
         description="The final answer; default: the last assistant message's content.",

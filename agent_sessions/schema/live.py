@@ -8,10 +8,10 @@ from enum import Enum
 import strawberry
 from strawberry import ID, Info
 
+from agent_sessions.agents import runs as agent_runs
 from agent_sessions.agents.events import RunEvent as StoredRunEvent
-from agent_sessions.resolvers import agents
 
-from .enums import RunStatus
+from .enums import RunStatusEnum
 from .scalars import JSON
 from .types import argument
 
@@ -38,7 +38,7 @@ class RunEvent:
     content: str | None = strawberry.field(
         description="DELTA: the new text; END: the run's answer."
     )
-    status: RunStatus | None = strawberry.field(description="END: how the run ended.")
+    status: RunStatusEnum | None = strawberry.field(description="END: how the run ended.")
     error: str | None = strawberry.field(description="ERROR: why the run failed.")
     data: JSON = strawberry.field(description="The event's payload, snake_case, as in SSE.")
 
@@ -51,7 +51,7 @@ class RunEvent:
             run_id=run_id,
             session_id=session_id,
             content=d.get("content") if event.name in ("delta", "end") else None,
-            status=RunStatus(d["status"]) if event.name == "end" else None,
+            status=RunStatusEnum(d["status"]) if event.name == "end" else None,
             error=d.get("error") if event.name == "error" else None,
             data=d,
         )
@@ -72,6 +72,6 @@ class Subscription:
         run_id: argument("The run to follow.", ID),
         after: argument("Replay the events after this id (0: all).", int | None) = 0,
     ) -> AsyncGenerator[RunEvent, None]:
-        events = agents.run_events(info.context, session_id, run_id, max(after or 0, 0))
+        events = agent_runs.run_events(info.context, session_id, run_id, max(after or 0, 0))
         async for event in events:
             yield RunEvent.of(session_id, run_id, event)

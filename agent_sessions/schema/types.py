@@ -9,18 +9,13 @@ from strawberry import ID, UNSET, Info
 from agent_sessions.errors import NotFound
 from agent_sessions.resolvers import reads
 from agent_sessions.resolvers.cursors import position_cursor, session_cursor
+from agent_sessions.resolvers.fields import from_record
 from agent_sessions.storage.model import Page
 
-from .enums import Role, RunStatus
+from .enums import Role, RunStatusEnum
 from .scalars import JSON, DateTime
 
 T = TypeVar("T")
-
-
-def _default(value: Any, default: Any) -> Any:
-    """A stored value, or ``default`` when it is absent or null (some servers return null
-    for a projected field the item lacks)."""
-    return default if value is None else value
 
 
 def given(value: Any) -> Any:
@@ -82,8 +77,10 @@ def connection(page: Page, kind: str, build: Any) -> Any:
     return Connection(edges=edges, nodes=nodes, page_info=info, total_count=page.total)
 
 
-@strawberry.type(description="A tool an assistant message called, as in OpenAI's tool_calls.")
-class ToolCall:
+@strawberry.type(
+    name="ToolCall", description="A tool an assistant message called, as in OpenAI's tool_calls."
+)
+class ToolCallObject:
     id: ID = doc("The tool call's id; the tool message that answers it has it as toolCallId.")
     name: str = doc("The function the model called.")
     arguments: str | None = doc("The raw JSON string the model produced, as it produced it.")
@@ -126,21 +123,7 @@ class RetrievedChunk:
 
     @classmethod
     def from_doc(cls, d: dict[str, Any]) -> "RetrievedChunk":
-        g = d.get
-        return cls(
-            id=g("id"),
-            text=g("text"),
-            score=g("score"),
-            retrieval_score=g("retrieval_score"),
-            reranker_score=g("reranker_score"),
-            source_id=g("source_id"),
-            source_name=g("source_name"),
-            knowledge_base_id=g("knowledge_base_id"),
-            kb_name=g("kb_name"),
-            indexing_strategy=g("indexing_strategy"),
-            meta=g("meta"),
-            included_in_context=_default(g("included_in_context"), True),
-        )
+        return cls(**from_record("RetrievedChunk", d))
 
 
 def chunks(docs: list[dict[str, Any]]) -> list[RetrievedChunk]:
@@ -163,27 +146,18 @@ class Message:
     created_at: DateTime = doc("When it was written.")
     run_id: ID | None = doc("The id of the run that added it.")
     name: str | None = doc("Tool messages: the tool's name.")
-    tool_calls: list[ToolCall] = doc("Assistant messages: the tools it called ([] otherwise).")
+    tool_calls: list[ToolCallObject] = doc(
+        "Assistant messages: the tools it called ([] otherwise)."
+    )
     tool_call_id: ID | None = doc("Tool messages: the id of the tool call it answers.")
     session_id: strawberry.Private[str]
 
     @classmethod
     def from_doc(cls, session_id: str, d: dict[str, Any]) -> "Message":
-        g = d.get
-        calls = g("tool_calls")
+        calls = d.get("tool_calls") or ()
         return cls(
-            id=g("id"),
-            role=g("role"),
-            content=g("content"),
-            created_at=g("created_at"),
-            run_id=g("run_id"),
-            name=g("name"),
-            tool_calls=[
-                ToolCall(id=c["id"], name=c["name"], arguments=c.get("arguments")) for c in calls
-            ]
-            if calls
-            else [],
-            tool_call_id=g("tool_call_id"),
+            **from_record("Message", d),
+            tool_calls=[ToolCallObject(**from_record("ToolCall", c)) for c in calls],
             session_id=session_id,
         )
 
@@ -225,7 +199,9 @@ class Run:
     id: ID = doc("Run ID.")
     session_id: ID = doc("The session the run belongs to.")
     agent_id: str | None = doc("The agent that ran.")
-    status: RunStatus = doc("Where the run is: RUNNING while the agent works, then the outcome.")
+    status: RunStatusEnum = doc(
+        "Where the run is: RUNNING while the agent works, then the outcome."
+    )
     input: str | None = doc("The user message that started the run (its first USER message).")
     content: str | None = doc("The final answer (by default its last ASSISTANT message's).")
     error: str | None = doc("Why the run FAILED; null otherwise.")
@@ -242,35 +218,12 @@ class Run:
 
     @classmethod
     def from_doc(cls, session_id: str, d: dict[str, Any]) -> "Run":
-        g = d.get
-        r, u = g("reasoning"), g("usage")
+        r, u = d.get("reasoning"), d.get("usage")
         return cls(
-            id=g("id"),
+            **from_record("Run", d),
             session_id=session_id,
-            agent_id=g("agent_id"),
-            status=g("status"),
-            input=g("input"),
-            content=g("content"),
-            error=g("error"),
-            reasoning=ReasoningConfig(
-                enabled=_default(r.get("enabled"), True),
-                effort=r.get("effort"),
-                budget_tokens=r.get("budget_tokens"),
-            )
-            if r
-            else None,
-            usage=TokenUsage(
-                input_tokens=u.get("input_tokens"),
-                output_tokens=u.get("output_tokens"),
-                reasoning_tokens=u.get("reasoning_tokens"),
-                total_tokens=u.get("total_tokens"),
-            )
-            if u
-            else None,
-            created_at=g("created_at"),
-            started_at=g("started_at"),
-            completed_at=g("completed_at"),
-            retrieval_diagnostics=g("retrieval_diagnostics"),
+            reasoning=ReasoningConfig(**from_record("ReasoningConfig", r)) if r else None,
+            usage=TokenUsage(**from_record("TokenUsage", u)) if u else None,
         )
 
     @strawberry.field(description="The session the run belongs to.")
@@ -329,18 +282,7 @@ class Session:
 
     @classmethod
     def from_doc(cls, d: dict[str, Any]) -> "Session":
-        g = d.get
-        return cls(
-            id=d["id"],
-            user_id=g("user_id"),
-            agent_id=g("agent_id"),
-            title=g("title"),
-            metadata=g("metadata"),
-            created_at=g("created_at"),
-            updated_at=g("updated_at"),
-            message_count=g("message_count"),
-            run_count=g("run_count"),
-        )
+        return cls(**from_record("Session", d))
 
     @strawberry.field(
         description="The assembled chat messages in order, a page at a time. Each assistant "
@@ -368,7 +310,7 @@ class Session:
         after: After = UNSET,
         last: LastItems = UNSET,
         before: Before = UNSET,
-        status: argument("Only the runs in these states.", list[RunStatus] | None) = UNSET,
+        status: argument("Only the runs in these states.", list[RunStatusEnum] | None) = UNSET,
     ) -> Connection[Run]:
         args = {"first": given(first), "after": given(after), "last": given(last),
                 "before": given(before), "status": given(status)}  # fmt: skip
@@ -391,7 +333,7 @@ class SessionConnection:
     total_count: int = doc("How many sessions match the filter in all, not the page.")
 
 
-def session_connection(listing: reads.SessionList) -> SessionConnection:
+def session_connection(listing: reads.SessionListing) -> SessionConnection:
     nodes = [Session.from_doc(d) for d in listing.sessions]
     edges = [Edge(cursor=session_cursor(n.updated_at, n.id), node=n) for n in nodes]
     return SessionConnection(

@@ -137,11 +137,11 @@ def head_projection(fields: frozenset[str] | None) -> dict[str, Any]:
 
 
 def role_index(role: str) -> int:
-    return ROLES.index(role)  # type: ignore[arg-type]
+    return ROLES.index(role)
 
 
 def status_index(status: str) -> int:
-    return STATUSES.index(status)  # type: ignore[arg-type]
+    return STATUSES.index(status)
 
 
 def zero_counts() -> Doc:
@@ -251,8 +251,8 @@ def run_item_expr(var: str, fields: frozenset[str] | None, chunks: ChunkSpec) ->
         if name not in fields:
             continue
         at = {"$indexOfArray": ["$$SEQ", f"$${var}.{ref}"]}
-        found = {"$cond": [{"$gte": [at, 0]}, {"$arrayElemAt": ["$$TEXT", at]}, None]}
-        missing = {
+        found: Doc = {"$cond": [{"$gte": [at, 0]}, {"$arrayElemAt": ["$$TEXT", at]}, None]}
+        missing: Doc = {
             "$cond": [
                 {
                     "$and": [

@@ -18,6 +18,8 @@ from . import layout as L
 from .build import upgrade
 
 if TYPE_CHECKING:
+    from pymongo.asynchronous.client_session import AsyncClientSession
+
     from . import Storage
 
 log = logging.getLogger("agent_sessions.storage")
@@ -61,7 +63,7 @@ async def migrate(storage: Storage, progress: Callable[[int, int], None] | None 
             }
 
             async def write(
-                s: object, head: L.Doc = head, pages: list = pages, guard: L.Doc = guard
+                s: AsyncClientSession, head: L.Doc = head, pages: list = pages, guard: L.Doc = guard
             ) -> None:
                 replaced = await heads.replace_one(guard, head, session=s)
                 if replaced.matched_count and pages:

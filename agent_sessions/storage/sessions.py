@@ -333,7 +333,7 @@ class _Job:
             }
         return L.with_texts(out) if self.texts else out
 
-    def add(self, raw: Doc, lo: int, hi: int | None, before: Doc, own: Doc) -> None:
+    def add(self, raw: Doc | None, lo: int, hi: int | None, before: Doc, own: Doc) -> None:
         part = raw or {}
         items = [(x["seq"], x) for x in part.get("items") or ()]
         window = self.window
@@ -553,9 +553,9 @@ class SessionStore:
             for job in waiting:
                 head = heads[job.session_id]
                 total = L.matching(L.head_counts(head), job.kind, job.values)
-                before = len(job.segments)
+                segments = len(job.segments)
                 job.settle(total, True)
-                if job.missing is not None and len(job.segments) == before and not pages:
+                if job.missing is not None and len(job.segments) == segments and not pages:
                     raise AssertionError(f"pages of session {job.session_id} not found")
         raise AssertionError("a window took more page reads than any session could need")
 
@@ -710,8 +710,8 @@ class SessionStore:
             found_runs = await self._runs_in_pages(
                 session_id, owner, absent, head.get("pages") or 0
             )
-            for n, run in found_runs.items():
-                runs[n] = run
+            for n, found_run in found_runs.items():
+                runs[n] = found_run
         chunks: dict[tuple[str, ChunkSpec], list[ChunkRecord]] = {}
         for job in m_jobs:
             chunks.update(job.cited)
@@ -755,7 +755,7 @@ class SessionStore:
         session_id: str,
         owner: str | None,
         wanted: list[tuple[int, tuple[str, RunSpec]]],
-        pages: int,
+        page_count: int,
     ) -> dict[int, RunRecord]:
         """Runs by id from a session's pages: ``{slot: run}`` for those found."""
         ids = sorted({rid for _, (rid, _) in wanted})
@@ -772,7 +772,7 @@ class SessionStore:
         pages = await self._page_docs(
             [{"session_id": session_id, "runs.id": {"$in": ids}}],
             lambda _: project,
-            {session_id: pages},
+            {session_id: page_count},
         )
         out: dict[int, RunRecord] = {}
         for page in pages:
@@ -805,8 +805,8 @@ class SessionStore:
         found: dict[tuple[str, str], Doc] = {}
         if heads is None:
             heads = await self._heads_by_session(by_session, owner, expr)
-            for sid, head in heads.items():
-                for run in head.get("_q") or ():
+            for sid, read in heads.items():
+                for run in read.get("_q") or ():
                     found[(sid, run["id"])] = run
         clauses, absent = [], {}
         for sid, rids in by_session.items():

@@ -17,7 +17,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    with_config,
+)
 from typing_extensions import TypedDict
 
 # The rules inputs follow everywhere (plain checks, no GraphQL): an imported session
@@ -46,15 +54,15 @@ JsonObject = Annotated[dict[str, Any], AfterValidator(check_json_keys)]
 _STRICT = ConfigDict(extra="forbid")
 
 
+@with_config(_STRICT)
 class ToolCallRecord(TypedDict):
-    __pydantic_config__ = _STRICT
     id: Name
     name: Name
     arguments: str | None
 
 
+@with_config(_STRICT)
 class MessageRecord(TypedDict):
-    __pydantic_config__ = _STRICT
     id: Id
     role: Literal["user", "assistant", "tool", "system"]
     content: str | None
@@ -65,23 +73,23 @@ class MessageRecord(TypedDict):
     tool_call_id: Name | None
 
 
+@with_config(_STRICT)
 class ReasoningRecord(TypedDict):
-    __pydantic_config__ = _STRICT
     enabled: bool
     effort: str | None
     budget_tokens: TokenCount | None
 
 
+@with_config(_STRICT)
 class UsageRecord(TypedDict):
-    __pydantic_config__ = _STRICT
     input_tokens: TokenCount | None
     output_tokens: TokenCount | None
     reasoning_tokens: TokenCount | None
     total_tokens: TokenCount | None
 
 
+@with_config(_STRICT)
 class ChunkRecord(TypedDict):
-    __pydantic_config__ = _STRICT
     id: Name
     text: str
     score: float | None
@@ -96,8 +104,8 @@ class ChunkRecord(TypedDict):
     included_in_context: bool
 
 
+@with_config(_STRICT)
 class RunRecord(TypedDict):
-    __pydantic_config__ = _STRICT
     id: Id
     agent_id: Name | None
     status: Literal["QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]
@@ -113,10 +121,10 @@ class RunRecord(TypedDict):
     retrieved_context: list[ChunkRecord]
 
 
+@with_config(_STRICT)
 class SessionRecord(TypedDict):
     """One line of an export."""
 
-    __pydantic_config__ = _STRICT
     format: Literal["agent-sessions/1"]
     id: Id
     user_id: Name
@@ -300,7 +308,7 @@ def _parts(record: SessionRecord) -> tuple[dict[str, Any], list[dict[str, Any]],
     messages = []
     for m in record["messages"]:
         # Like storage.sessions.message_document: the optional keys only when set.
-        doc = {k: m[k] for k in ("id", "role", "content", "run_id", "created_at")}
+        doc: dict[str, Any] = {k: m[k] for k in ("id", "role", "content", "run_id", "created_at")}
         if m["name"] is not None:
             doc["name"] = m["name"]
         if m["tool_calls"]:

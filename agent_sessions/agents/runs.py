@@ -22,6 +22,8 @@ from agent_sessions.errors import (
     NotFound,
     ShuttingDown,
 )
+from agent_sessions.resolvers.context import Context
+from agent_sessions.resolvers.validation import client_id, name, non_blank
 from agent_sessions.storage.sessions import (
     StorageFailed,
     message_document,
@@ -29,9 +31,6 @@ from agent_sessions.storage.sessions import (
     now,
     run_document,
 )
-
-from .context import Context
-from .validation import client_id, name, non_blank
 
 MAX_MESSAGE_CHARS = 1_000_000
 
