@@ -20,7 +20,7 @@ STORED: dict[str, dict[str, tuple[str, Any]]] = {
         "id": ("id", None), "userId": ("user_id", None), "agentId": ("agent_id", None),
         "title": ("title", None), "metadata": ("metadata", None), "createdAt": ("created_at", None),
         "updatedAt": ("updated_at", None), "messageCount": ("message_count", None),
-        "runCount": ("run_count", None),
+        "runCount": ("run_count", None), "expiresAt": ("expires_at", None),
     },
     "Message": {
         "id": ("id", None), "role": ("role", None), "content": ("content", None),
@@ -63,7 +63,7 @@ def _reads(
     return plain | dict(computed)
 
 
-SESSION_READS = _reads("Session", {})
+SESSION_READS = _reads("Session", {"forkedFrom": ("forked_from",)})
 MESSAGE_READS = _reads(
     "Message",
     {"run": ("run_id",), "toolCalls": ("tool_calls",), "retrievedContext": ("role", "run_id")},

@@ -25,6 +25,7 @@ from .lookahead import (
     reads,
 )
 from .prefetch import plan_run, plan_session, prime
+from .sessions import metadata_filter
 from .specs import bounded, chunk_spec, message_spec, run_spec
 
 SESSIONS_DEFAULT, SESSIONS_MAX = 20, 100
@@ -139,6 +140,7 @@ def session_filter(filt: Any | None) -> SessionFilter:
         agent_id=filt.agent_id,
         updated_after=filt.updated_after,
         updated_before=filt.updated_before,
+        metadata=metadata_filter(getattr(filt, "metadata", None)),
     )
 
 
