@@ -10,6 +10,7 @@ says so at start-up.)
 
 from __future__ import annotations
 
+import bisect
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,24 +66,30 @@ def plan_cut(messages: list[Doc], runs: list[Doc], bounds: Bounds) -> Cut:
     while terminal_prefix < len(runs) and runs[terminal_prefix]["status"] in TERMINAL:
         terminal_prefix += 1
 
+    # Both in one pass each (a whole imported session is cut many times over):
+    # ``last_seq[j]``, the highest message seq among runs[:j] (never decreasing), gives
+    # the longest prefix of runs whose messages all lie before a message; ``reach[k]``,
+    # the furthest run position that messages[:k] belong to, whether a cut is clean.
+    last_seq = [-1]
+    for r in runs:
+        last_seq.append(max([last_seq[-1], *(r.get("mseq") or ())]))
+    position = {r["id"]: j for j, r in enumerate(runs)}
+    reach = [-1]
+    for m in messages:
+        run_id = m.get("run_id")
+        at = -1 if run_id is None else position.get(run_id, len(runs))
+        reach.append(max(reach[-1], at))
+
     def runs_before(k: int) -> int:
         """The longest prefix of runs whose messages all lie before ``messages[k]``."""
         if k >= len(messages):
             return len(runs)
-        limit, j = messages[k]["seq"], 0
-        for r in runs:
-            if any(s >= limit for s in r.get("mseq") or ()):
-                break
-            j += 1
-        return j
+        return bisect.bisect_left(last_seq, messages[k]["seq"]) - 1
 
     cuts = []  # (k, j, kept entries, kept bytes, clean)
     for k in range(len(messages) + 1):
         j = runs_before(k)
-        moved = {r["id"] for r in runs[:j]}
-        clean = j <= terminal_prefix and all(
-            m.get("run_id") is None or m["run_id"] in moved for m in messages[:k]
-        )
+        clean = j <= terminal_prefix and reach[k] < j
         cuts.append((k, j, me[k] + re[j], mb[k] + rb[j], clean))
     moving = [c for c in cuts if c[0] or c[1]]
     if not moving:

@@ -32,9 +32,7 @@ async def sweep(store: SessionStore, forget: Callable[[str], Awaitable[None]] | 
     deleted = 0
     while True:
         # The expiry index answers this: only expired sessions are read.
-        cursor = store.heads.find(
-            {"expires_at": {"$lte": now()}}, {"_id": 1}, limit=BATCH, hint="expires"
-        )
+        cursor = store.heads.find({"expires_at": {"$lte": now()}}, {"_id": 1}, limit=BATCH)
         ids = [d["_id"] async for d in cursor]
         for session_id in ids:
             if await store.delete_session(session_id, owner=None):
