@@ -199,7 +199,7 @@ async def metadata_rows(uri: str, tmp: Path, quick: bool) -> dict[str, Any]:
     filtered, unfiltered = [], []
     rng = random.Random(3)
     async with client:
-        for _ in range(20 if quick else 40):
+        for _ in range(10):
             team = f"t{rng.randrange(teams)}"
             filtered.append(await _timed(client, LIST, {"f": {"metadata": {"team": team}}}))
             unfiltered.append(await _timed(client, LIST, {"f": None}))

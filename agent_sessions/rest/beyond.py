@@ -134,9 +134,10 @@ async def search(request: Request) -> Response:
     if order not in ("best", "newest"):
         raise RestError(400, {"error": f"order must be best or newest, got {order!r}"})
     page, size = int_param(request, "page", 0), int_param(request, "size", 20)
-    if not 1 <= size <= SEARCH_MAX or not 0 <= page * size <= OFFSET_MAX:
+    if not 1 <= size <= SEARCH_MAX or not 0 <= page <= OFFSET_MAX // SEARCH_MAX:
         raise RestError(
-            400, {"error": f"size must be 1-{SEARCH_MAX} and page*size at most {OFFSET_MAX}"}
+            400,
+            {"error": f"size must be 1-{SEARCH_MAX} and page 0-{OFFSET_MAX // SEARCH_MAX}"},
         )
     filt = {k: v for k, v in (("userId", user_id), ("agentId", agent_id)) if v is not None}
     variables = {

@@ -281,6 +281,7 @@ def openapi_document() -> dict[str, Any]:
         _ref, _json, _error, SESSION_ID, COMMON_ERRORS
     ).items():
         paths.setdefault(path, {}).update(methods)
+    paths["/api/sessions"]["get"]["description"] = openapi_beyond.LIST_METADATA
     return {
         "openapi": "3.1.0",
         "info": {

@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .shapes import _at_most_one, _one_spelling, _Shape
 
+KEY_PATTERN = "^(?![$])[^.\u0000]*$"  # what MongoDB stores as a key (the JSON scalar's rule)
+
 
 class ForkedFrom(_Shape):
     sessionId: str
@@ -34,7 +36,8 @@ class SessionChange(BaseModel):
     """The body of ``PATCH /api/sessions/{id}``: the keys given change, ``null`` clears."""
 
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra=_one_spelling(("expiresAt", "expires_at"))
+        extra="forbid",
+        json_schema_extra=_one_spelling(("expiresAt", "expires_at")) | {"minProperties": 1},
     )
 
     @model_validator(mode="before")
@@ -44,12 +47,19 @@ class SessionChange(BaseModel):
 
     title: str | None = Field(default=None, min_length=1, max_length=256)
     metadata: dict[str, Any] | None = Field(
-        default=None, description="Replaces the session's metadata (null: none)."
+        default=None,
+        description="Replaces the session's metadata (null: none). Keys may not start "
+        "with $ or hold a dot, at any depth.",
+        json_schema_extra={"propertyNames": {"pattern": KEY_PATTERN}},
     )
     expiresAt: str | None = Field(
-        default=None, description="RFC 3339; from then on the session is gone (null: never)."
+        default=None,
+        description="RFC 3339; from then on the session is gone (null: never).",
+        json_schema_extra={"format": "date-time"},
     )
-    expires_at: str | None = Field(default=None, description="Same as expiresAt.")
+    expires_at: str | None = Field(
+        default=None, description="Same as expiresAt.", json_schema_extra={"format": "date-time"}
+    )
 
     def variables(self, session_id: str) -> dict[str, Any]:
         given = self.model_fields_set
@@ -67,7 +77,9 @@ class ForkRequest(BaseModel):
     """The body of ``POST /api/sessions/{id}/fork``."""
 
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra=_one_spelling(("messageId", "message_id"))
+        extra="forbid",
+        json_schema_extra=_one_spelling(("messageId", "message_id"))
+        | {"anyOf": [{"required": ["messageId"]}, {"required": ["message_id"]}]},
     )
 
     @model_validator(mode="before")
@@ -78,13 +90,33 @@ class ForkRequest(BaseModel):
             raise ValueError("messageId is required: the last message the fork keeps")
         return data
 
-    messageId: str | None = Field(
-        default=None, min_length=1, description="The last message the fork keeps."
+    # Strings (null is not a message id), absent by default: the validator wants one.
+    messageId: str = Field(
+        default=None,  # type: ignore[assignment]
+        min_length=1,
+        description="The last message the fork keeps.",
     )
-    message_id: str | None = Field(default=None, min_length=1, description="Same as messageId.")
+    message_id: str = Field(default=None, min_length=1, description="Same as messageId.")  # type: ignore[assignment]
     title: str | None = Field(
         default=None, min_length=1, max_length=256, description="Default: the original's."
     )
 
     def at(self) -> str:
         return self.messageId if self.messageId is not None else self.message_id  # type: ignore[return-value]
+
+
+class SearchHit(_Shape):
+    sessionId: str
+    messageId: str
+    runId: str | None
+    role: str = Field(description="user, assistant, tool or system")
+    snippet: str = Field(description="HTML: the text around the match, escaped, matches in <mark>.")
+    score: float = Field(description="BM25: higher is a better match.")
+    createdAt: str = Field(description="RFC 3339, UTC")
+
+
+class SearchResults(_Shape):
+    content: list[SearchHit] = Field(description="Best match first, or newest (order=newest).")
+    page: int = Field(description="0-based")
+    size: int
+    hasNext: bool = Field(description="Whether the next page may have more hits.")

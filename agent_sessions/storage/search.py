@@ -41,6 +41,9 @@ BUSY_MS = 10_000
 MAX_QUERY_CHARS = 512
 MAX_TERMS = 16
 SNIPPET_CHARS = 160
+# What makes a query term: a letter or digit (the same class in the OpenAPI document).
+WORD_CLASS = "[A-Za-z0-9\u00c0-\uffff]"
+WORD = re.compile(WORD_CLASS)
 
 SCHEMA = """
 CREATE VIRTUAL TABLE IF NOT EXISTS words USING fts5(
@@ -90,7 +93,7 @@ def terms(query: str) -> list[str]:
     found = [
         " ".join(p.split()) for p in re.findall(r'"([^"]*)"|(\S+)', query) for p in p if p
     ]  # the phrase or the word of each match
-    found = [t for t in (t.strip('"') for t in found) if _normal(t).strip()]
+    found = [t for t in (t.strip('"') for t in found) if WORD.search(t)]
     if not found:
         raise BadInput("query must have at least one word")
     if len(found) > MAX_TERMS:
