@@ -11,6 +11,10 @@ from .shapes import _at_most_one, _one_spelling, _Shape
 KEY_PATTERN = "^(?![$])[^.\u0000]*$"  # what MongoDB stores as a key (the JSON scalar's rule)
 
 
+# An RFC 3339 date-time from 1970 on (earlier ones, with an offset, may not be a UTC date).
+DATE_TIME = {"format": "date-time", "pattern": "^(19[7-9][0-9]|[2-9][0-9]{3})-"}
+
+
 class ForkedFrom(_Shape):
     sessionId: str
     messageId: str
@@ -55,10 +59,10 @@ class SessionChange(BaseModel):
     expiresAt: str | None = Field(
         default=None,
         description="RFC 3339; from then on the session is gone (null: never).",
-        json_schema_extra={"format": "date-time"},
+        json_schema_extra=DATE_TIME,
     )
     expires_at: str | None = Field(
-        default=None, description="Same as expiresAt.", json_schema_extra={"format": "date-time"}
+        default=None, description="Same as expiresAt.", json_schema_extra=DATE_TIME
     )
 
     def variables(self, session_id: str) -> dict[str, Any]:
