@@ -20,6 +20,7 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -48,14 +49,17 @@ from agent_sessions.observability import (
     observe_command,
 )
 from agent_sessions.resolvers.context import Context
+from agent_sessions.rest.beyond import routes as beyond_routes
 from agent_sessions.rest.responses import JSONResponse, error_response
 from agent_sessions.rest.routes import SESSION_NOT_FOUND
 from agent_sessions.rest.routes import routes as rest_routes
 from agent_sessions.schema import build_schema
 from agent_sessions.settings import Settings, load_settings
-from agent_sessions.storage import EmbeddedServer, Storage
+from agent_sessions.storage import EmbeddedServer, Storage, retention
 from agent_sessions.storage.model import STATUSES
 from agent_sessions.storage.monitoring import CommandTimer
+from agent_sessions.storage.search import FILE as SEARCH_FILE
+from agent_sessions.storage.search import SearchIndex
 from agent_sessions.subscriptions import SocketView
 
 log = logging.getLogger("agent_sessions")
@@ -134,10 +138,24 @@ class Services:
         )
         self.view = GraphQLView(self.schema, graphql_ide="graphiql", allow_queries_via_get=True)
         self._storage = storage
+        if storage is not None:
+            self.configure_storage(storage)
         self.agents = AgentRunner(settings.agents)
         self.runs_counted_at = -RUNS_COUNTED_EVERY_S  # when /metrics last counted runs
         self.runs = LiveRuns(self.agents, lambda: self.storage, settings)
         self.socket_view = SocketView(self)
+
+    def configure_storage(self, storage: Storage) -> None:
+        """New sessions expire ``retention_days`` after they are created; messages go into
+        the search index of the data directory (README, "Beyond the reference")."""
+        days = self.settings.retention_days
+        storage.sessions.retention = None if days is None else timedelta(days=days)
+        if storage.sessions.search is None:
+            storage.sessions.search = SearchIndex(self.settings.data_dir / SEARCH_FILE)
+
+    async def forget_session(self, session_id: str) -> None:
+        """Drop what is kept about a deleted session outside its documents."""
+        await self.storage.live.forget_session(session_id)
 
     @property
     def storage(self) -> Storage:
@@ -380,6 +398,12 @@ def build_app(
                 # of `serve --workers N` uses the one its parent started.
                 join=worker,
             )
+        services.configure_storage(services._storage)
+        sweeper = asyncio.create_task(
+            retention.sweep_forever(
+                services._storage.sessions, settings.retention_sweep_s, services.forget_session
+            )
+        )
         orphan_watch = asyncio.create_task(_exit_when_orphaned()) if worker else None
         services.runs.start_reaper()
         for line in pages.startup_lines(settings, services._storage):
@@ -387,6 +411,7 @@ def build_app(
         try:
             yield
         finally:
+            sweeper.cancel()
             if orphan_watch is not None:
                 orphan_watch.cancel()
             # No new runs from here; the ones in progress get run_drain_s to finish.
@@ -401,6 +426,7 @@ def build_app(
         WebSocketRoute("/graphql", graphql_socket),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        *beyond_routes,  # before rest_routes: /api/sessions/search is not a session id
         *rest_routes,
         *pages.routes,
     ]

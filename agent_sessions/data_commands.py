@@ -24,6 +24,8 @@ from tqdm import tqdm
 from agent_sessions.settings import Settings
 from agent_sessions.storage import Storage
 from agent_sessions.storage.migrate import migrate
+from agent_sessions.storage.search import FILE as SEARCH_FILE
+from agent_sessions.storage.search import SearchIndex
 from agent_sessions.storage.transfer import (
     ImportOutcome,
     count_sessions,
@@ -32,7 +34,7 @@ from agent_sessions.storage.transfer import (
     import_session,
 )
 
-COMMANDS = ("export", "import", "demo", "migrate")
+COMMANDS = ("export", "import", "demo", "migrate", "reindex")
 # Imports in flight at once: this process validates the next sessions while the database
 # stores the last ones. More buys nothing on two cores.
 IMPORT_WINDOW = 4
@@ -95,6 +97,15 @@ def add_parsers(commands: Any, common: Callable[[argparse.ArgumentParser], None]
         "a progress bar. serve does the same at start-up; this lets you do it beforehand.",
     )
     common(migrate)
+    reindex = commands.add_parser(
+        "reindex",
+        help="rebuild the search index of the data directory from the database",
+        description="Rebuild the full-text search index (search.sqlite3 in the data "
+        "directory) from every stored message. Servers keep it in step on their own; run "
+        "this after restoring a database, or if the index was lost. Servers may run "
+        "meanwhile: their searches miss what is not indexed again yet.",
+    )
+    common(reindex)
 
 
 @asynccontextmanager
@@ -106,9 +117,12 @@ async def _storage(settings: Settings, *, upgrade: bool = True) -> AsyncIterator
         secantusd=settings.secantusd,
         upgrade=upgrade,
     )
+    # What these commands write (imports, the demo) goes into the search index too.
+    storage.sessions.search = SearchIndex(settings.data_dir / SEARCH_FILE)
     try:
         yield storage
     finally:
+        storage.sessions.search.close()
         await storage.close()
 
 
@@ -126,6 +140,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             return await _export(storage, args)
         if args.command == "import":
             return await _import(storage, args)
+        if args.command == "reindex":
+            return await _reindex(storage)
         return await _demo(storage)
 
 
@@ -143,6 +159,21 @@ async def _migrate(storage: Storage) -> int:
         bar.close()
     print(f"{upgraded} session(s) upgraded; the database is in this version's layout",
           file=sys.stderr)  # fmt: skip
+    return 0
+
+
+async def _reindex(storage: Storage) -> int:
+    bar = _progress(desc="indexing", unit=" messages")
+
+    def progress(done: int) -> None:
+        bar.n = done
+        bar.refresh()
+
+    try:
+        count = await storage.sessions.reindex(progress)
+    finally:
+        bar.close()
+    print(f"{count} message(s) indexed for search", file=sys.stderr)
     return 0
 
 

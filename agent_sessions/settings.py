@@ -172,6 +172,14 @@ class Settings(BaseSettings):
         le=3600,
         description="seconds runs in progress get to finish when the server shuts down",
     )
+    retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="keep new sessions this many days (their expiresAt); default: until deleted",
+    )
+    retention_sweep_s: float = Field(
+        default=60.0, gt=0, le=86400, description="how often expired sessions are deleted"
+    )
     agents: dict[str, AgentConfig] = Field(
         default_factory=dict,
         description="the agents runAgent and POST /api/agents/{agentId}/runs can run; "

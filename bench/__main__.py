@@ -33,7 +33,7 @@ from agent_sessions.settings import Settings
 from agent_sessions.storage import Storage
 from agent_sessions.storage.embedded import start_embedded
 
-from . import data, load, streaming, transfer
+from . import beyond, data, load, streaming, transfer
 from .surfaces import (
     CHAT_VIEW,
     FLOOR_ROUTES,
@@ -362,6 +362,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             t = time.perf_counter()
             results["streaming"] = streaming.measure(server.uri, args.quick)
             print(f"streaming measured in {time.perf_counter() - t:.1f}s", file=sys.stderr)
+            results["beyond"] = asyncio.run(beyond.run(server.uri, args.quick))
         finally:
             server.stop()
     figures = report(requests, results, args.quick)
@@ -405,6 +406,8 @@ def report(requests: list[Request], results: dict[str, Any], quick: bool) -> dic
         "quick": quick,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         **results["transfer"],  # export_vs_driver, import_vs_driver (speeds), transfer
+        **{k: results["beyond"][k] for k in beyond.KEYS},  # issue 17's targets
+        "beyond": results["beyond"],
     }
     print(table(requests, ratios))
     print()
@@ -434,6 +437,8 @@ def report(requests: list[Request], results: dict[str, Any], quick: bool) -> dic
         print(f"| {name} | {count} | {out['db_bytes'][name]} |")
     print()
     print(transfer.table(results["transfer"]))
+    print()
+    print(beyond.table(results["beyond"]))
     return out
 
 

@@ -143,7 +143,7 @@ async def test_an_unknown_list_parameter_is_400_naming_the_accepted_ones(
         400,
         {
             "error": "unknown query parameter 'limit'; this path accepts "
-            "userId, user_id, agentId, agent_id, page, size"
+            "userId, user_id, agentId, agent_id, page, size, metadata.<key>"
         },
     )
     # What it was meant as works, with every accepted parameter.

@@ -29,6 +29,7 @@ def bounds(request: pytest.FixtureRequest) -> Bounds:
     """Both layouts: the seeded sessions kept whole, and spread over pages."""
     return DEFAULT_BOUNDS if request.param == "whole" else TINY_BOUNDS
 
+
 NORMAL = build_schema(compiled=False)
 SESSION_IDS = ["s-tools", "s-many", "s-empty", "s-broken", "s-other", "nope"]
 RUN_IDS = ["t-1", "m-0", "m-3", "m-5", "x-1", "nope"]

@@ -528,7 +528,7 @@ async def test_record_run_after_delete_starts_a_fresh_session(gql: GraphQLClient
     assert run["input"] == "fresh start"
     s = await read_session(gql, "reborn")
     assert s["messageCount"] == 1 and s["runCount"] == 1
-    assert s["title"] is None
+    assert s["title"] == "fresh start"  # not "old": a new session, titled by its first message
     assert [m["content"] for m in s["messages"]["nodes"]] == ["fresh start"]
 
 

@@ -508,10 +508,16 @@ async def test_another_users_run_is_404_for_events_and_cancel(storage: Any, tmp_
         record = "mutation($i: RecordRunInput!) { recordRun(input: $i) { id } }"
         run = {"sessionId": "alice-s", "runId": "r1", "userId": "alice", "agentId": "a",
                "status": "RUNNING", "messages": [{"role": "USER", "content": "hi"}]}  # fmt: skip
-        await client.post("/graphql", headers=admin, json={"query": record, "variables": {"i": run}})
+        await client.post(
+            "/graphql", headers=admin, json={"query": record, "variables": {"i": run}}
+        )
         for method, path in (("GET", "events"), ("POST", "cancel")):
-            theirs = await client.request(method, f"/api/sessions/alice-s/runs/r1/{path}", headers=bob)
-            missing = await client.request(method, f"/api/sessions/nope/runs/r1/{path}", headers=bob)
+            theirs = await client.request(
+                method, f"/api/sessions/alice-s/runs/r1/{path}", headers=bob
+            )
+            missing = await client.request(
+                method, f"/api/sessions/nope/runs/r1/{path}", headers=bob
+            )
             assert (theirs.status_code, theirs.json()) == (missing.status_code, missing.json())
             assert theirs.status_code == 404
         # The run is untouched by bob's cancel; the owner's administrator can cancel it.

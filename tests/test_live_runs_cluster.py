@@ -161,8 +161,9 @@ async def _start_run(url: str, message: str) -> dict[str, Any]:
     """Start a streaming run, read its start event, and go away (the run goes on)."""
     async with (
         httpx.AsyncClient(base_url=url, timeout=30) as http,
-        aconnect_sse(http, "POST", "/api/agents/finance_agent/runs", json={"message": message})
-        as source,
+        aconnect_sse(
+            http, "POST", "/api/agents/finance_agent/runs", json={"message": message}
+        ) as source,
     ):
         events = source.aiter_sse()
         start = (await anext(events)).json()

@@ -47,7 +47,9 @@ async def graphql(server: LiveServer, query: str, variables: dict[str, Any],
     return response.json()
 
 
-async def subscribe(ws: Any, variables: dict[str, Any], init: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+async def subscribe(
+    ws: Any, variables: dict[str, Any], init: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """connection_init, then one subscription to its end: the ``next`` payloads."""
     await ws.send(json.dumps({"type": "connection_init", "payload": init or {}}))
     assert json.loads(await ws.recv()) == {"type": "connection_ack"}
@@ -62,7 +64,9 @@ async def subscribe(ws: Any, variables: dict[str, Any], init: dict[str, Any] | N
         out.append(message["payload"])
 
 
-async def test_start_run_then_subscribe_to_its_events(mongo_uri: str, tmp_path: Any, backend: AgentBackend) -> None:
+async def test_start_run_then_subscribe_to_its_events(
+    mongo_uri: str, tmp_path: Any, backend: AgentBackend
+) -> None:
     stream = Stream(TOKENS, hold_at=2)
     backend.answer = stream
     with LiveServer(live_settings(mongo_uri, tmp_path, agents=configs(backend), **FAST)) as server:
@@ -87,7 +91,9 @@ async def test_start_run_then_subscribe_to_its_events(mongo_uri: str, tmp_path: 
         assert [p["data"]["runEvents"]["id"] for p in again] == list(range(6, len(events) + 1))
 
 
-async def test_cancel_run_over_graphql(mongo_uri: str, tmp_path: Any, backend: AgentBackend) -> None:
+async def test_cancel_run_over_graphql(
+    mongo_uri: str, tmp_path: Any, backend: AgentBackend
+) -> None:
     backend.answer = Stream(["So far"], hang=True)
     with LiveServer(live_settings(mongo_uri, tmp_path, agents=configs(backend), **FAST)) as server:
         run = (await graphql(server, START_RUN, {"message": "Long"}))["data"]["startRun"]
@@ -113,18 +119,24 @@ async def test_cancel_run_over_graphql(mongo_uri: str, tmp_path: Any, backend: A
         assert missing["errors"][0]["extensions"]["code"] == "NOT_FOUND"
 
 
-async def test_key_mode_sockets_authenticate(mongo_uri: str, tmp_path: Any, backend: AgentBackend) -> None:
+async def test_key_mode_sockets_authenticate(
+    mongo_uri: str, tmp_path: Any, backend: AgentBackend
+) -> None:
     backend.answer = Stream(TOKENS)
     settings = live_settings(mongo_uri, tmp_path, agents=configs(backend), admin_key="adm", **FAST)
     admin = {"Authorization": "Bearer adm"}
     with LiveServer(settings) as server:
         run = (await graphql(server, START_RUN, {"message": "Q1?"}, admin))["data"]["startRun"]
         variables = {"s": run["sessionId"], "r": run["id"]}
-        created = await graphql(server, 'mutation { createApiKey(userId: "bob") { key } }', {}, admin)
+        created = await graphql(
+            server, 'mutation { createApiKey(userId: "bob") { key } }', {}, admin
+        )
         bob = f"Bearer {created['data']['createApiKey']['key']}"
         # No key, or a wrong one: the socket is closed with 4403 after connection_init.
         for init in ({}, {"Authorization": "Bearer wrong"}):
-            async with websockets.connect(ws_url(server), subprotocols=["graphql-transport-ws"]) as ws:
+            async with websockets.connect(
+                ws_url(server), subprotocols=["graphql-transport-ws"]
+            ) as ws:
                 await ws.send(json.dumps({"type": "connection_init", "payload": init}))
                 with pytest.raises(websockets.ConnectionClosed) as closed:
                     await ws.recv()

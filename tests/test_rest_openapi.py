@@ -73,6 +73,10 @@ def test_document_is_openapi_3_1(live: LiveServer) -> None:
         "/api/sessions/{session_id}/runs/{run_id}/retrieved-context",
         "/api/sessions/{session_id}/runs/{run_id}/events",
         "/api/sessions/{session_id}/runs/{run_id}/cancel",
+        # Beyond the reference (issue 17).
+        "/api/sessions/search",
+        "/api/sessions/{session_id}/runs/{run_id}",
+        "/api/sessions/{session_id}/fork",
     }
 
 

@@ -59,14 +59,18 @@ def targeted(command: dict[str, Any]) -> tuple[bool, str]:
     if name == "findAndModify":
         return _names_session(command["query"], key), f"findAndModify {collection}"
     if name in ("find", "count"):
-        return _names_session(command.get("filter", command.get("query")), key), f"{name} {collection}"
+        return _names_session(
+            command.get("filter", command.get("query")), key
+        ), f"{name} {collection}"
     if name == "aggregate":
         first = command["pipeline"][0] if command["pipeline"] else {}
         ok = "$match" in first and _names_session(first["$match"], key)
         for stage in command["pipeline"]:
             if "$lookup" in stage:  # a lookup into pages names its session too
                 inner = stage["$lookup"]["pipeline"][0]["$match"]
-                ok = ok and stage["$lookup"]["from"] == PAGES and _names_session(inner, "session_id")
+                ok = (
+                    ok and stage["$lookup"]["from"] == PAGES and _names_session(inner, "session_id")
+                )
         return ok, f"aggregate {collection}"
     return False, f"{name} {collection}"
 

@@ -32,7 +32,7 @@ from pydantic import ValidationError
 
 from .errors import AgentSessionsError, graphql_error, invalid_answer, rest_error
 from .events import EventError, RunEvent, UnknownEvent, parse_event
-from .models import Conversation, Message, RetrievedContext, Run, Session
+from .models import Conversation, Message, RetrievedContext, Run, SearchHit, Session
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -40,7 +40,10 @@ R = TypeVar("R")
 SESSIONS_PAGE = 100  # the server's maximum `first` for sessions
 ITEMS_PAGE = 1000  # … and for messages and runs
 
-SESSION_FIELDS = "id userId agentId title metadata createdAt updatedAt messageCount runCount"
+SESSION_FIELDS = (
+    "id userId agentId title metadata createdAt updatedAt messageCount runCount expiresAt "
+    "forkedFrom { sessionId messageId }"
+)
 CHUNK_FIELDS = (
     "id text score retrievalScore rerankerScore sourceId sourceName knowledgeBaseId kbName "
     "indexingStrategy meta includedInContext"
@@ -196,6 +199,7 @@ def sessions(
     agent_id: str | None = None,
     updated_after: datetime | str | None = None,
     updated_before: datetime | str | None = None,
+    metadata: Mapping[str, Any] | None = None,
     after: str | None = None,
 ) -> Call[Page[Session]]:
     """A page of sessions (newest ``updated_at`` first) and the call for the next one."""
@@ -204,6 +208,7 @@ def sessions(
         "agentId": agent_id,
         "updatedAfter": _timestamp(updated_after),
         "updatedBefore": _timestamp(updated_before),
+        "metadata": dict(metadata) if metadata else None,
     }
     filt = {k: v for k, v in filt.items() if v is not None}
 
@@ -215,7 +220,7 @@ def sessions(
         if info["hasNextPage"] and items:
             next_call = sessions(
                 user_id=user_id, agent_id=agent_id, updated_after=updated_after,
-                updated_before=updated_before, after=info["endCursor"],
+                updated_before=updated_before, metadata=metadata, after=info["endCursor"],
             )  # fmt: skip
         return Page(items, next_call)
 
@@ -355,6 +360,75 @@ def delete(session_id: str) -> Call[None]:
             raise rest_error(response)
 
     return Call("DELETE", f"/api/sessions/{_segment(session_id)}", read)
+
+
+_UNSET: Any = object()
+_CHANGE_TYPES = {"title": "String", "metadata": "JSON", "expiresAt": "DateTime"}
+
+
+def update_session(
+    session_id: str, *, title: Any = _UNSET, metadata: Any = _UNSET, expires_at: Any = _UNSET
+) -> Call[Session]:
+    """Change what is given (``None`` clears it): one updateSession."""
+    given = {"title": title, "metadata": metadata, "expiresAt": expires_at}
+    variables: dict[str, Any] = {k: v for k, v in given.items() if v is not _UNSET}
+    if "expiresAt" in variables:
+        variables["expiresAt"] = _timestamp(variables["expiresAt"])
+    declared = "".join(f", ${k}: {_CHANGE_TYPES[k]}" for k in variables)
+    arguments = "".join(f", {k}: ${k}" for k in variables)
+    query = (f"mutation UpdateSession($id: ID!{declared}) "
+             f"{{ updateSession(id: $id{arguments}) {{ {SESSION_FIELDS} }} }}")  # fmt: skip
+    return graphql(
+        query,
+        {"id": session_id, **variables},
+        lambda _, data: Session.model_validate(_found(data, "updateSession")),
+    )
+
+
+def fork(session_id: str, at_message_id: str, *, title: str | None = None) -> Call[Session]:
+    query = (
+        "mutation Fork($id: ID!, $at: ID!, $title: String) "
+        f"{{ forkSession(sessionId: $id, atMessageId: $at, title: $title) {{ {SESSION_FIELDS} }} }}"
+    )
+    variables = {"id": session_id, "at": at_message_id, "title": title}
+    return graphql(query, variables, lambda _, d: Session.model_validate(d["forkSession"]))
+
+
+def delete_run(session_id: str, run_id: str) -> Call[None]:
+    def read(response: httpx.Response) -> None:
+        if response.status_code != 204:
+            raise rest_error(response)
+
+    return Call("DELETE", f"/api/sessions/{_segment(session_id)}/runs/{_segment(run_id)}", read)
+
+
+SEARCH = """
+query Search($q: String!, $filter: SessionFilter, $first: Int!, $after: String,
+             $order: SearchOrder!) {
+  search(query: $q, filter: $filter, first: $first, after: $after, order: $order) {
+    pageInfo { hasNextPage endCursor }
+    nodes { sessionId messageId runId role snippet score createdAt }
+  }
+}"""
+
+
+def search(
+    query: str,
+    *,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    newest: bool = False,
+    limit: int = 20,
+) -> Call[list[SearchHit]]:
+    """The best (or newest) ``limit`` hits, at most 100."""
+    filt = {k: v for k, v in (("userId", user_id), ("agentId", agent_id)) if v is not None}
+    variables = {"q": query, "filter": filt or None, "first": limit, "after": None,
+                 "order": "NEWEST" if newest else "BEST"}  # fmt: skip
+    return graphql(
+        SEARCH,
+        variables,
+        lambda _, data: [SearchHit.model_validate(n) for n in data["search"]["nodes"]],
+    )
 
 
 def stream_run(

@@ -19,6 +19,7 @@ from .models import (
     RetrievedContext,
     Run,
     RunList,
+    SearchHit,
     Session,
     SessionList,
 )
@@ -109,13 +110,14 @@ class Client(ClientConfig):
         agent_id: str | None = None,
         updated_after: datetime | str | None = None,
         updated_before: datetime | str | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> SessionPager:
         """Sessions, newest ``updated_at`` first, every page fetched as you iterate. The
         bounds are exclusive; datetimes must be aware."""
         return SessionPager(
             self,
             op.sessions(user_id=user_id, agent_id=agent_id, updated_after=updated_after,
-                        updated_before=updated_before),
+                        updated_before=updated_before, metadata=metadata),
         )  # fmt: skip
 
     def session(self, session_id: str) -> Session:
@@ -155,6 +157,41 @@ class Client(ClientConfig):
         )  # fmt: skip
 
     # --- writes -------------------------------------------------------------------------
+
+    def update_session(
+        self,
+        session_id: str,
+        *,
+        title: Any = op._UNSET,
+        metadata: Any = op._UNSET,
+        expires_at: Any = op._UNSET,
+    ) -> Session:
+        """Change a session's title, metadata or expiry: what is given (``None`` clears)."""
+        return self._send(
+            op.update_session(session_id, title=title, metadata=metadata, expires_at=expires_at)
+        )
+
+    def fork(self, session_id: str, at_message_id: str, *, title: str | None = None) -> Session:
+        """A new session with the messages up to ``at_message_id`` and their runs."""
+        return self._send(op.fork(session_id, at_message_id, title=title))
+
+    def delete_run(self, session_id: str, run_id: str) -> None:
+        """Delete one run with its messages and retrieved context."""
+        self._send(op.delete_run(session_id, run_id))
+
+    def search(
+        self,
+        query: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        newest: bool = False,
+        limit: int = 20,
+    ) -> list[SearchHit]:
+        """Messages matching words or "phrases" (case and accents do not count), best first."""
+        return self._send(
+            op.search(query, user_id=user_id, agent_id=agent_id, newest=newest, limit=limit)
+        )
 
     def delete(self, session_id: str) -> None:
         """Delete a session with its messages, runs and context."""

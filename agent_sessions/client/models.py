@@ -64,6 +64,11 @@ class RetrievedChunk(Model):
     included_in_context: bool = True
 
 
+class ForkedFrom(Model):
+    session_id: str
+    message_id: str
+
+
 class Session(Model):
     id: str
     user_id: str
@@ -74,6 +79,25 @@ class Session(Model):
     updated_at: UtcDatetime
     message_count: int = 0
     run_count: int = 0
+    expires_at: UtcDatetime | None = None
+    forked_from: ForkedFrom | None = None
+
+
+class SearchHit(Model):
+    """A message that matched a search; ``snippet`` is HTML (escaped, matches in <mark>)."""
+
+    session_id: str
+    message_id: str
+    run_id: str | None = None
+    role: Role
+    snippet: str
+    score: float
+    created_at: UtcDatetime
+
+    @field_validator("role", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
 
 
 class Message(Model):

@@ -74,6 +74,7 @@ FIELDS: dict[str, tuple[Field, ...]] = {
         Field("updated_at", rest="updatedAt"),
         "message_count",
         "run_count",
+        "expires_at",
     ),
     "Message": _fields("id", "role", "content", "created_at", "run_id", "name", "tool_call_id"),
     "ToolCall": _fields("id", "name", "arguments"),
@@ -133,4 +134,3 @@ def selection(type_name: str) -> str:
 def rest_names(type_name: str) -> list[tuple[str, str]]:
     """(GraphQL name, REST name) for the fields REST shows, in the map's order."""
     return [(f.name, f.rest_name) for f in FIELDS[type_name] if f.rest_name is not None]
-

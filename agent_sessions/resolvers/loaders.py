@@ -95,9 +95,7 @@ class RunByIdLoader(DataLoader[tuple[str, str, frozenset[str]], RunRecord | None
         super().__init__(load)
 
 
-class RetrievedContextByRunLoader(
-    DataLoader[tuple[str, str, ChunkSpec], list[ChunkRecord] | None]
-):
+class RetrievedContextByRunLoader(DataLoader[tuple[str, str, ChunkSpec], list[ChunkRecord] | None]):
     """(session id, run id, chunk filter) → the run's chunks in rank order."""
 
     def __init__(self, storage: Storage, owner: str | None) -> None:

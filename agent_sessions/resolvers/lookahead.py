@@ -29,7 +29,7 @@ def _reads(
     return plain | dict(computed)
 
 
-SESSION_READS = _reads("Session", {})
+SESSION_READS = _reads("Session", {"forkedFrom": ("forked_from",)})
 MESSAGE_READS = _reads(
     "Message",
     {"run": ("run_id",), "toolCalls": ("tool_calls",), "retrievedContext": ("role", "run_id")},

@@ -34,6 +34,7 @@ from .lookahead import (
     reads,
 )
 from .prefetch import plan_run, plan_session, prime
+from .sessions import metadata_filter
 from .specs import bounded, chunk_spec, message_spec, run_spec
 
 SESSIONS_DEFAULT, SESSIONS_MAX = 20, 100
@@ -42,6 +43,7 @@ PAGE_SIZE_MAX = 100
 # at most 1,000 pages of 100 (a skip of 10^5, where 1,000,000 allowed 10^8). Beyond that,
 # sessions(after:) pages by cursor at any depth.
 PAGE_MAX = 1_000
+
 
 def _raw(info: Any) -> GraphQLResolveInfo:
     # Strawberry's Info wraps graphql-core's; the look-ahead needs its field nodes.
@@ -145,6 +147,7 @@ def session_filter(filt: Any | None) -> SessionFilter:
         agent_id=filt.agent_id,
         updated_after=filt.updated_after,
         updated_before=filt.updated_before,
+        metadata=metadata_filter(getattr(filt, "metadata", None)),
     )
 
 
@@ -253,9 +256,7 @@ async def run_with_chunks(info: Any, session_id: str, run_id: str) -> RunRecord 
     return view.runs[0]
 
 
-async def run_messages(
-    info: Any, session_id: str, run_id: str
-) -> list[tuple[int, MessageRecord]]:
+async def run_messages(info: Any, session_id: str, run_id: str) -> list[tuple[int, MessageRecord]]:
     fields = list_fields(info, MESSAGE_READS, "run.messages")
     return await _context(info).loaders.run_messages.load((session_id, run_id, fields))
 

@@ -11,7 +11,7 @@ from pydantic.json_schema import models_json_schema
 from agent_sessions import __version__
 from agent_sessions.resolvers.reads import PAGE_MAX, PAGE_SIZE_MAX
 
-from . import shapes
+from . import openapi_beyond, shapes
 
 _REF = "#/components/schemas/{model}"
 
@@ -98,6 +98,7 @@ def openapi_document() -> dict[str, Any]:
         shapes.AgentRunResponse,
         shapes.RunSummary,
         *shapes.RUN_EVENTS.values(),
+        *openapi_beyond.MODELS,
     ]
     _, top = models_json_schema([(m, "validation") for m in models], ref_template=_REF)
     components = top.get("$defs", {})
@@ -276,6 +277,11 @@ def openapi_document() -> dict[str, Any]:
             },
         }
     }
+    for path, methods in openapi_beyond.paths(
+        _ref, _json, _error, SESSION_ID, COMMON_ERRORS
+    ).items():
+        paths.setdefault(path, {}).update(methods)
+    paths["/api/sessions"]["get"]["description"] = openapi_beyond.LIST_METADATA
     return {
         "openapi": "3.1.0",
         "info": {

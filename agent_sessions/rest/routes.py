@@ -122,7 +122,11 @@ def endpoint(handler: Handler | None = None, *, query: tuple[str, ...] = ()) -> 
 
     async def run(request: Request) -> Response:
         try:
-            unknown = [name for name in request.query_params if name not in query]
+            unknown = [
+                name
+                for name in request.query_params
+                if name not in query and not (METADATA_PARAMETER in query and _metadata_key(name))
+            ]
             if unknown:
                 raise RestError(400, {"error": _unknown_parameters(unknown, query)})
             return await handler(request)
@@ -132,6 +136,34 @@ def endpoint(handler: Handler | None = None, *, query: tuple[str, ...] = ()) -> 
             return _json({"error": exc.message}, exc.status)
 
     return run
+
+
+METADATA_PARAMETER = "metadata.<key>"
+
+
+def _metadata_key(name: str) -> str | None:
+    """The key of a ``metadata.<key>`` query parameter."""
+    return name.removeprefix("metadata.") if name.startswith("metadata.") else None
+
+
+def metadata_parameters(request: Request) -> dict[str, Any] | None:
+    """``?metadata.team=finance&metadata.tier=2`` as a metadata filter: each key matches its
+    values (a repeated parameter: any of them) as strings, or as the number or boolean
+    the text reads as (``2``, ``true``)."""
+    out: dict[str, list[Any]] = {}
+    for name, raw in request.query_params.multi_items():
+        key = _metadata_key(name)
+        if key is None:
+            continue
+        values = out.setdefault(key, [])
+        values.append(raw)
+        try:
+            parsed = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(parsed, bool | int | float):
+            values.append(parsed)
+    return out or None
 
 
 def _unknown_parameters(unknown: list[str], accepted: tuple[str, ...]) -> str:
@@ -318,14 +350,16 @@ def _run(r: dict[str, Any]) -> dict[str, Any]:
 # --- paths ------------------------------------------------------------------------------
 
 
-LIST_PARAMETERS = ("userId", "user_id", "agentId", "agent_id", "page", "size")
+LIST_PARAMETERS = (
+    "userId", "user_id", "agentId", "agent_id", "page", "size", METADATA_PARAMETER
+)  # fmt: skip
 
 
 @endpoint(query=LIST_PARAMETERS)
 async def list_sessions(request: Request) -> Response:
     user_id, user_conflict = query_filter(request, "userId", "user_id")
     agent_id, agent_conflict = query_filter(request, "agentId", "agent_id")
-    filt = {"userId": user_id, "agentId": agent_id}
+    filt = {"userId": user_id, "agentId": agent_id, "metadata": metadata_parameters(request)}
     variables = {
         "filter": {k: v for k, v in filt.items() if v is not None} or None,
         "page": int_param(request, "page", 0),
@@ -447,7 +481,11 @@ async def cancel_run(request: Request) -> Response:
 
 
 async def session_resource(request: Request) -> Response:
-    # One route for both methods, so a 405 on this path names both in Allow.
+    # One route for every method, so a 405 on this path names them all in Allow.
+    if request.method == "PATCH":
+        from .beyond import update_session  # the paths beyond the references import these
+
+        return await update_session(request)
     return await (delete_session if request.method == "DELETE" else get_session)(request)
 
 
@@ -457,7 +495,7 @@ async def openapi(request: Request) -> Response:
 
 routes = [
     Route("/api/sessions", list_sessions, methods=["GET"]),
-    Route("/api/sessions/{session_id}", session_resource, methods=["GET", "DELETE"]),
+    Route("/api/sessions/{session_id}", session_resource, methods=["GET", "DELETE", "PATCH"]),
     Route("/api/sessions/{session_id}/messages", session_messages, methods=["GET"]),
     Route("/api/sessions/{session_id}/runs", session_runs, methods=["GET"]),
     Route(

@@ -119,8 +119,6 @@ class Usage(_Shape):
     totalTokens: int | None
 
 
-
-
 class RunSummary(_Shape):
     runId: str
     sessionId: str

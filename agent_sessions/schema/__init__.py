@@ -17,13 +17,15 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 
 from agent_sessions.agents import runs as agent_runs
-from agent_sessions.resolvers import reads, writes
+from agent_sessions.resolvers import edits, reads, sessions, writes
+from agent_sessions.resolvers import search as searching
 from agent_sessions.resolvers.compiled import CompiledExecutor
 
 from .extensions import CompiledExecution, DocumentCache, Documents, ErrorCodes, ServiceSchema
 from .inputs import CreateSessionInput, ReasoningInput, RecordRunInput, SessionFilterInput
 from .live import Subscription
-from .scalars import SCALARS
+from .scalars import JSON, SCALARS, DateTime
+from .search import SearchHitConnection, SearchOrder, search_connection
 from .types import (
     ApiKeyPayload,
     Run,
@@ -42,7 +44,9 @@ MAX_TOKENS = 10_000
 
 
 SessionId = argument("Session ID.", ID)
-Filter = argument("Which sessions: by user, agent and updatedAt range.", SessionFilterInput | None)
+Filter = argument(
+    "Which sessions: by user, agent, updatedAt range and metadata.", SessionFilterInput | None
+)
 
 
 @strawberry.type(description="Sessions, runs, and who you are.")
@@ -104,6 +108,25 @@ class Query:
         doc = await reads.run_with_chunks(info, session_id, run_id)
         return Run.from_doc(session_id, doc) if doc is not None else None
 
+    @strawberry.field(
+        description="Messages matching a query, across your sessions (an administrator's: "
+        "everyone's, or a filter's userId/agentId): words, case- and accent-insensitive, "
+        'every word must match, "a phrase" in quotes.'
+    )
+    async def search(
+        self,
+        info: Info,
+        query: argument('Words and "quoted phrases", all of which must match.', str),
+        filter: argument("Whose sessions: userId and agentId.", SessionFilterInput | None) = UNSET,
+        first: argument("At most this many hits; default 20, at most 100.", int | None) = 20,
+        after: argument("A cursor: the hits after it.", str | None) = UNSET,
+        order: argument("Best match first, or newest first.", SearchOrder) = SearchOrder.BEST,
+    ) -> SearchHitConnection:
+        hits, more, offset = await searching.search(
+            info.context, query, given(filter), first, given(after), order is SearchOrder.NEWEST
+        )
+        return search_connection(hits, more, offset)
+
     @strawberry.field(description="Who the request acts as.")
     def viewer(self, info: Info) -> Viewer:
         caller = info.context.caller
@@ -131,6 +154,57 @@ class Mutation:
     ) -> Run:
         session_id, run = await writes.record_run(info, input)
         return Run.from_doc(session_id, run)
+
+    @strawberry.mutation(
+        description="Change a session's title, metadata or expiry: what is given changes, "
+        "null clears it (no title, no metadata, never expires). Null when the session is "
+        "missing or not yours."
+    )
+    async def update_session(
+        self,
+        info: Info,
+        id: SessionId,
+        title: argument("Its new title (1-256 characters).", str | None) = UNSET,
+        metadata: argument(
+            "Its new metadata (a JSON object), replacing the old.", JSON | None
+        ) = UNSET,
+        expires_at: argument(
+            "When it expires: from then on it is gone from every read.", DateTime | None
+        ) = UNSET,
+    ) -> Session | None:
+        doc = await sessions.update_session(
+            info.context, id, title=title, metadata=metadata, expires_at=expires_at
+        )
+        return Session.from_doc(doc) if doc is not None else None
+
+    @strawberry.mutation(
+        description="Delete one run with its messages and retrieved context (the rest of the "
+        "session is unchanged); false when the session is missing or not yours, or has no "
+        "such run. A QUEUED or RUNNING run must be cancelled first."
+    )
+    async def delete_run(
+        self,
+        info: Info,
+        session_id: argument("The session the run belongs to.", ID),
+        run_id: argument("The run to delete.", ID),
+    ) -> bool:
+        return await edits.delete_run(info.context, session_id, run_id)
+
+    @strawberry.mutation(
+        description="A new session with this session's messages up to and including one "
+        "message, the runs that added them and their retrieved context, and forkedFrom; the "
+        "original is unchanged. NOT_FOUND when the session is missing or not yours, or has "
+        "no such message."
+    )
+    async def fork_session(
+        self,
+        info: Info,
+        session_id: argument("The session to fork.", ID),
+        at_message_id: argument("The last message the fork keeps.", ID),
+        title: argument("The fork's title; default: the original's.", str | None) = None,
+    ) -> Session:
+        fork = await edits.fork_session(info.context, session_id, at_message_id, title)
+        return Session.from_doc(fork)
 
     @strawberry.mutation(
         description="Delete a session and all its runs, messages and retrieved context; "

@@ -36,6 +36,11 @@ class SessionFilterInput(_Input):
     agent_id: str | None = given("Filter sessions to those involving a specific agent.")
     updated_after: DateTime | None = given("Sessions updated after this instant (exclusive).")
     updated_before: DateTime | None = given("Sessions updated before this instant (exclusive).")
+    metadata: JSON | None = given(
+        'Sessions whose metadata has these top-level values, such as {"team": "finance"}: '
+        "every key must match; a value is a string (up to 256 characters), a number or a "
+        "boolean, or a list of them (any matches)."
+    )
 
 
 @strawberry.input(description="A tool call of an assistant message, as in OpenAI's tool_calls.")

@@ -263,11 +263,17 @@ FirstItems = argument("The first this many items (after `after`); default 100, a
 LastItems = argument("The last this many items (before `before`); at most 1000.", int | None)
 
 
+@strawberry.type(description="Where a forked session came from.")
+class ForkedFrom:
+    session_id: ID = doc("The session it was forked from (it may have been deleted since).")
+    message_id: ID = doc("The last message the fork copied.")
+
+
 @strawberry.type(
     description="A conversation between a user and an agent. It holds the messages (user "
     "inputs, assistant responses, tool calls, tool results, and the retrieved context that "
     "grounded each assistant turn) and spans the agent runs that added them. Sessions "
-    "persist until explicitly deleted."
+    "persist until deleted or until they expire (expiresAt)."
 )
 class Session:
     id: ID = doc("Session ID.")
@@ -279,10 +285,21 @@ class Session:
     updated_at: DateTime = doc("When it last changed: lists sort by this, newest first.")
     message_count: int = doc("How many messages it has.")
     run_count: int = doc("How many runs it has.")
+    expires_at: DateTime | None = doc(
+        "When it expires: from then on it is gone from every read, and deleted soon after. "
+        "Null: it is kept until deleted."
+    )
+    forked_from: ForkedFrom | None = doc("The session and message it was forked from, if any.")
 
     @classmethod
     def from_doc(cls, d: dict[str, Any]) -> "Session":
-        return cls(**from_record("Session", d))
+        fork = d.get("forked_from")
+        return cls(
+            **from_record("Session", d),
+            forked_from=ForkedFrom(session_id=fork["session_id"], message_id=fork["message_id"])
+            if fork
+            else None,
+        )
 
     @strawberry.field(
         description="The assembled chat messages in order, a page at a time. Each assistant "

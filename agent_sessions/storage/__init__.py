@@ -179,6 +179,7 @@ class Storage:
             await storage.create_indexes()
             if upgrade:
                 await ensure_layout(storage)
+                await storage.sessions.index_metadata()
         except BaseException:
             await client.close()
             raise

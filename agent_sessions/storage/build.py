@@ -13,6 +13,24 @@ from .layout import Bounds, Doc
 from .model import ROLES, STATUSES
 from .paging import entries, page_out
 
+TITLE_CHARS = 80
+
+
+def default_title(messages: Sequence[Doc]) -> str | None:
+    """A title from the first user message with text: its words, at most ``TITLE_CHARS``
+    characters, cut at a word where one ends late enough. No model call."""
+    text = next((m["content"] for m in messages if m["role"] == "user" and m.get("content")), None)
+    if not text:
+        return None
+    words = " ".join(text.split())
+    if len(words) <= TITLE_CHARS:
+        return words or None
+    cut = words[: TITLE_CHARS - 1]
+    space = cut.rfind(" ")
+    if space >= TITLE_CHARS // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,.;:") + "…"
+
 
 def build_session(
     session: Doc,
@@ -74,6 +92,12 @@ def build_session(
     }
     if head.get("metadata") is None:
         head["metadata"] = {}
+    head["mkv"] = L.metadata_terms(head["metadata"])
+    if head.get("title") is None:
+        head["title"] = default_title(stored_messages)
+    for key in ("expires_at", "forked_from"):
+        if head.get(key) is None:
+            head.pop(key, None)  # absent, not null: the expiry index is sparse
     pages = page_out(head, bounds) if paged else []
     return head, pages
 
@@ -89,3 +113,17 @@ def upgrade(doc: Doc, bounds: Bounds, *, paged: bool = True) -> tuple[Doc, list[
         run.pop("input", None)
         runs.append(run)
     return build_session(doc, messages, runs, bounds, paged=paged)
+
+
+def readable_runs(runs: list[Doc], messages: list[Doc]) -> list[Doc]:
+    """Stored runs as records: ``input``/``content`` resolved from ``messages`` (a run
+    whose input or answer is not among them has none), references dropped."""
+    text = {m["seq"]: m.get("content") for m in messages}
+    out = []
+    for r in runs:
+        record = {k: v for k, v in r.items() if k not in ("seq", "mseq", "in", "out")}
+        record["input"] = text.get(r["in"]) if r.get("in") is not None else None
+        if r.get("content") is None:
+            record["content"] = text.get(r["out"]) if r.get("out") is not None else None
+        out.append(record)
+    return out

@@ -6,6 +6,8 @@ The head holds the session's own fields, its counters and its newest turns; page
 older turns, in order, each with the runs and retrieved context it received::
 
     head  {_id, v: 2, user_id, agent_id, title, metadata, created_at, updated_at,
+           expires_at?, forked_from?: {session_id, message_id},
+           mkv: ["key\x00json value"],       # metadata terms, for the metadata index
            message_count, run_count,           # live totals
            n_roles: [user, assistant, tool, system], n_status: [QUEUED … CANCELLED],
            m_next, r_next,                     # the seq the next message / run gets
@@ -36,6 +38,7 @@ Sessions written before this layout (one document, no ``v``) are migrated at sta
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +67,11 @@ SESSION_INDEXES: list[IndexSpec] = [
     ([("user_id", 1), ("updated_at", -1), ("_id", 1)], {"name": "user_updated"}),
     ([("agent_id", 1), ("updated_at", -1), ("_id", 1)], {"name": "agent_updated"}),
     ([("updated_at", -1), ("_id", 1)], {"name": "updated"}),
+    # Metadata filters (the attribute pattern): one multikey index serves every key.
+    ([("user_id", 1), ("mkv", 1), ("updated_at", -1), ("_id", 1)], {"name": "user_metadata"}),
+    ([("mkv", 1), ("updated_at", -1), ("_id", 1)], {"name": "metadata"}),
+    # Retention: the sweep finds expired sessions by this.
+    ([("expires_at", 1)], {"name": "expires", "sparse": True}),
 ]
 PAGE_INDEXES: list[IndexSpec] = [
     ([("session_id", 1), ("n", 1)], {"name": "session_n", "unique": True}),
@@ -119,6 +127,8 @@ SESSION_KEYS = (
     "updated_at",
     "message_count",
     "run_count",
+    "expires_at",
+    "forked_from",
 )
 RUN_STORED = frozenset(RUN_FIELDS - {"input", "content"})
 
@@ -128,6 +138,33 @@ def session_record(doc: Doc) -> Doc:
     out = {k: v for k, v in doc.items() if k in SESSION_KEYS}
     out["id"] = doc["_id"]
     return out
+
+
+# Metadata values the metadata index holds: top-level scalars, strings up to this long.
+MAX_INDEXED_VALUE = 256
+
+
+def metadata_term(key: str, value: Any) -> str | None:
+    """The index term of one metadata entry; ``None`` for a value that is not indexed
+    (an object, an array, null, a long string). Numbers compare as MongoDB compares them
+    (``1`` and ``1.0`` are one term); a string and a number never match each other."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, int | float):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        text = repr(value)
+    elif isinstance(value, str) and len(value) <= MAX_INDEXED_VALUE:
+        text = json.dumps(value, ensure_ascii=False)
+    else:
+        return None
+    return f"{key}\x00{text}"
+
+
+def metadata_terms(metadata: Doc | None) -> list[str]:
+    """The index terms of a session's metadata (its ``mkv`` field)."""
+    terms = (metadata_term(k, v) for k, v in (metadata or {}).items())
+    return sorted(t for t in terms if t is not None)
 
 
 def head_projection(fields: frozenset[str] | None) -> dict[str, Any]:
@@ -392,6 +429,8 @@ __all__ = [
     "matching",
     "message_item",
     "messages_by_seq_expr",
+    "metadata_term",
+    "metadata_terms",
     "role_match",
     "run_item_expr",
     "runs_by_id_expr",

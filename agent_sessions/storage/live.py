@@ -177,3 +177,10 @@ class LiveStore:
         """Drop a deleted session's run events and leases: they hold its messages' text."""
         await self.events.delete_many({"session_id": session_id})
         await self.leases.delete_many({"session_id": session_id})
+
+    async def forget_run(self, session_id: str, run_id: str) -> None:
+        """Drop a deleted run's events and lease: they hold its messages' text."""
+        # By run id alone, as events are keyed (one more field would cost SecantusDB its
+        # index); a lease of that id is only ever this session's.
+        await self.events.delete_many({"run_id": run_id})
+        await self.leases.delete_many({"_id": run_id, "session_id": session_id})

@@ -92,6 +92,13 @@ class RunRecord(TypedDict, total=False):
     retrieved_context: list[ChunkRecord]
 
 
+class ForkRecord(TypedDict):
+    """Where a forked session came from: the session and the message it was forked at."""
+
+    session_id: str
+    message_id: str
+
+
 class SessionRecord(TypedDict, total=False):
     id: str
     user_id: str
@@ -102,6 +109,8 @@ class SessionRecord(TypedDict, total=False):
     updated_at: datetime
     message_count: int
     run_count: int
+    expires_at: datetime | None
+    forked_from: ForkRecord | None
 
 
 class NewSession(TypedDict):
@@ -207,6 +216,8 @@ class SessionFilter:
     agent_id: str | None = None
     updated_after: datetime | None = None
     updated_before: datetime | None = None
+    # Metadata key → the values that match it (any of them); every key must match.
+    metadata: tuple[tuple[str, tuple[Any, ...]], ...] = ()
 
 
 @dataclass(slots=True)

@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import apsw
 import bson
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
@@ -33,8 +35,9 @@ from pymongo.errors import (
 
 from agent_sessions.errors import DatabaseUnavailable, NotFound, SessionTooLarge, TooLarge
 
+from . import edits
 from . import layout as L
-from .build import build_session
+from .build import build_session, default_title, readable_runs
 from .layout import Bounds, Doc
 from .model import (
     ROLES,
@@ -56,11 +59,16 @@ from .model import (
     Window,
 )
 from .paging import _Retry, move_older_turns, over
+from .search import SearchIndex, snippet
+from .search import terms as search_terms
 from .windows import Missing, Segment, assemble, limit
+
+log = logging.getLogger("agent_sessions.storage")
 
 # Server error codes for a document that would outgrow the 16 MB BSON limit.
 _TOO_LARGE_CODES = {10334, 17419, 17420, 13548}
-_HEAD_STATS = {"bytes": 1, "entries": 1, "pages": 1, "r_next": 1, "m_next": 1, "before.r": 1}
+_HEAD_STATS = {"bytes": 1, "entries": 1, "pages": 1, "r_next": 1, "m_next": 1, "before.r": 1,
+               "user_id": 1, "agent_id": 1}  # fmt: skip
 _MAX_ROUNDS = 64  # page reads one window may take: far beyond any real one
 
 
@@ -379,18 +387,27 @@ def _head_segment_bounds(head: Doc, kind: str) -> tuple[int, Doc, Doc]:
 @translated
 class SessionStore:
     def __init__(
-        self, db: AsyncDatabase, *, bounds: Bounds = L.DEFAULT_BOUNDS, moves: bool = True
+        self,
+        db: AsyncDatabase,
+        *,
+        bounds: Bounds = L.DEFAULT_BOUNDS,
+        moves: bool = True,
+        retention: timedelta | None = None,
     ) -> None:
         self.heads: AsyncCollection = db[L.SESSIONS]
         self.pages: AsyncCollection = db[L.PAGES]
         self.client = db.client
         self.bounds = bounds
+        # How long new sessions are kept (``retention_days``): their ``expires_at``.
+        self.retention = retention
         # Whether heads move their older turns into pages: it takes transactions.
         self.moves = moves
         # Sessions known to have runs in pages, with their page count: their appends with
         # a client's run id go straight to the check across pages. A hint only, bounded;
         # a stale one costs a command.
         self._paged: OrderedDict[str, int] = OrderedDict()
+        # The full-text index kept in step with the writes (``storage.search``), if any.
+        self.search: SearchIndex | None = None
 
     # --- sessions -------------------------------------------------------------------------
 
@@ -398,13 +415,17 @@ class SessionStore:
         self, ids: Sequence[str], fields: frozenset[str] | None, *, owner: str | None
     ) -> dict[str, SessionRecord]:
         """Sessions by id (their own fields; ``None`` fields means all of them)."""
-        cursor = self.heads.find(_scope(owner, _id={"$in": list(ids)}), L.head_projection(fields))
+        cursor = self.heads.find(
+            _live(_scope(owner, _id={"$in": list(ids)})), L.head_projection(fields)
+        )
         return {doc["_id"]: L.session_record(doc) async for doc in cursor}  # type: ignore[misc]
 
     async def get_session(
         self, session_id: str, fields: frozenset[str] | None = None, *, owner: str | None
     ) -> SessionRecord | None:
-        doc = await self.heads.find_one(_scope(owner, _id=session_id), L.head_projection(fields))
+        doc = await self.heads.find_one(
+            _live(_scope(owner, _id=session_id)), L.head_projection(fields)
+        )
         return None if doc is None else L.session_record(doc)  # type: ignore[return-value]
 
     def _list_filter(self, filt: SessionFilter, owner: str | None) -> Doc | None:
@@ -424,6 +445,13 @@ class SessionStore:
             bounds["$lt"] = filt.updated_before
         if bounds:
             q["updated_at"] = bounds
+        q["expires_at"] = _not_expired()
+        for n, (key, values) in enumerate(filt.metadata):
+            terms = [t for t in (L.metadata_term(key, v) for v in values) if t is not None]
+            if n == 0:  # the first key is looked up in the metadata index
+                q["mkv"] = terms[0] if len(terms) == 1 else {"$in": terms}
+            else:  # the others are checked on the sessions it finds
+                q[f"metadata.{key}"] = values[0] if len(values) == 1 else {"$in": list(values)}
         return q
 
     @staticmethod
@@ -459,11 +487,11 @@ class SessionStore:
             keyset.append(self._beyond(after, newer=False))
         if before is not None:
             keyset.append(self._beyond(before, newer=True))
-        if keyset:
-            q = {"$and": [q, *keyset]}
         order = [("updated_at", DESCENDING), ("_id", ASCENDING)]
         if backwards:
             order = [("updated_at", ASCENDING), ("_id", DESCENDING)]
+        if keyset:
+            q = {"$and": [q, *keyset]}
         cursor = self.heads.find(q, L.head_projection(fields), sort=order, limit=limit + 1)
         docs = [L.session_record(d) for d in await cursor.to_list()]
         has_more = len(docs) > limit
@@ -619,7 +647,7 @@ class SessionStore:
             "n_status": 1,
         }
         pipeline = [
-            {"$match": _scope(owner, _id={"$in": sorted(set(session_ids))})},
+            {"$match": _live(_scope(owner, _id={"$in": sorted(set(session_ids))}))},
             {"$project": meta | projection},
         ]
         cursor = await self.heads.aggregate(pipeline)
@@ -975,6 +1003,7 @@ class SessionStore:
             session_id or new_id(),
             {"user_id": user_id, "agent_id": agent_id, "title": title, "metadata": metadata or {}},
             t,
+            self.retention,
         )
         try:
             await self.heads.insert_one(doc)
@@ -985,12 +1014,139 @@ class SessionStore:
             return existing
         return L.session_record(doc)  # type: ignore[return-value]
 
+    async def update_session(
+        self, session_id: str, changes: Doc, *, owner: str | None
+    ) -> SessionRecord | None:
+        """Set a session's ``title``, ``metadata`` and ``expires_at`` (the keys ``changes``
+        has; ``None`` clears a title or an expiry, and empties the metadata), in one
+        update; ``None`` when the session is missing or not ``owner``'s."""
+        unknown = set(changes) - {"title", "metadata", "expires_at"}
+        if unknown:
+            raise ValueError(f"not a session field one may change: {sorted(unknown)}")
+        sets: Doc = {"updated_at": now()}
+        unset: Doc = {}
+        for key, value in changes.items():
+            if key == "metadata":
+                sets["metadata"] = value or {}
+                sets["mkv"] = L.metadata_terms(value)
+            elif value is None and key == "expires_at":
+                unset[key] = ""  # absent, not null: the expiry index is sparse
+            else:
+                sets[key] = value
+        update: Doc = {"$set": sets} | ({"$unset": unset} if unset else {})
+        doc = await self.heads.find_one_and_update(
+            _scope(owner, _id=session_id),
+            update,
+            projection=L.head_projection(None),
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if doc is None else L.session_record(doc)  # type: ignore[return-value]
+
+    async def delete_run(self, session_id: str, run_id: str, *, owner: str | None) -> bool:
+        """Remove one run with its messages and chunks, from the head or the pages that
+        hold them, counters corrected (``edits.delete_run``); ``False`` when the session
+        is missing or not ``owner``'s, ``NotFound`` when it has no such run."""
+        deleted = await edits.delete_run(self, session_id, run_id, owner=owner, t=now())
+        if deleted:
+            await self._unindex(session_id, run_id)
+        return deleted
+
+    async def fork_session(
+        self,
+        session_id: str,
+        message_id: str,
+        *,
+        owner: str | None,
+        title: str | None = None,
+        new_session_id: str | None = None,
+    ) -> SessionRecord | None:
+        """A new session with the messages up to ``message_id`` and their runs
+        (``edits.fork_session``); ``None`` when the session is missing or not ``owner``'s."""
+        return await edits.fork_session(
+            self, session_id, message_id, owner=owner, title=title,
+            new_id=new_session_id or new_id(), t=now(),
+        )  # fmt: skip
+
+    async def search_messages(
+        self,
+        query: str,
+        filt: SessionFilter,
+        *,
+        owner: str | None,
+        first: int,
+        offset: int = 0,
+        newest: bool = False,
+    ) -> tuple[list[Doc], bool]:
+        """Messages matching ``query`` (``storage.search``), best or newest first, each
+        ``{session_id, message_id, run_id, role, created_at, score, snippet}``; and whether
+        there are more. Only messages still stored for ``owner`` are hits."""
+        if self.search is None:
+            raise StorageFailed("this server has no search index")
+        words = search_terms(query)
+        if filt.user_id is not None and owner is not None and filt.user_id != owner:
+            return [], False
+        hits = await self.search.search(
+            words, owner=filt.user_id or owner, agent_id=filt.agent_id, newest=newest,
+            limit=first + 1, offset=offset,
+        )  # fmt: skip
+        wanted: dict[str, set[int]] = {}
+        for hit in hits[:first]:
+            wanted.setdefault(hit.session_id, set()).add(hit.seq)
+        texts = await self._messages_by_seq(wanted, frozenset({"id", "content"}), owner)
+        out = []
+        for hit in hits[:first]:
+            message = texts.get(hit.session_id, {}).get(hit.seq)
+            if message is None or message.get("id") != hit.message_id:
+                continue  # deleted, expired or not the owner's: gone at once
+            out.append({
+                "session_id": hit.session_id, "message_id": hit.message_id,
+                "run_id": hit.run_id, "role": hit.role, "created_at": hit.created_at,
+                "score": hit.score, "snippet": snippet(message.get("content") or "", words),
+            })  # fmt: skip
+        return out, len(hits) > first
+
+    async def reindex(self, progress: Callable[[int], None] | None = None) -> int:
+        """Rebuild the search index from every stored session; how many messages."""
+        if self.search is None:
+            raise StorageFailed("this server has no search index")
+        await self.search.clear()
+        count = 0
+        async for head in self.heads.find({}, {"_id": 1, "user_id": 1, "agent_id": 1, "pages": 1,
+                                               "messages": 1}):  # fmt: skip
+            messages = list(head.get("messages") or [])
+            if head.get("pages"):
+                async for page in self.pages.find(
+                    {"session_id": head["_id"], "n": {"$lt": head["pages"]}}, {"messages": 1}
+                ):
+                    messages += page.get("messages") or []
+            await self._index(head["_id"], head, [(m["seq"], m) for m in messages])
+            count += len(messages)
+            if progress is not None:
+                progress(count)
+        return count
+
+    async def index_metadata(self) -> int:
+        """Give sessions written before the metadata index their index terms (once per
+        database: a marker records it); how many were changed."""
+        meta = self.heads.database[L.META]
+        if await meta.find_one({"_id": "metadata_terms"}) is not None:
+            return 0
+        changed = 0
+        async for head in self.heads.find({"mkv": {"$exists": False}}, {"metadata": 1}):
+            await self.heads.update_one(
+                {"_id": head["_id"]}, {"$set": {"mkv": L.metadata_terms(head.get("metadata"))}}
+            )
+            changed += 1
+        await meta.replace_one({"_id": "metadata_terms"}, {"_id": "metadata_terms"}, upsert=True)
+        return changed
+
     async def delete_session(self, session_id: str, *, owner: str | None) -> bool:
         """Delete a session with its pages; ``False`` when it is missing or not ``owner``'s."""
         result = await self.heads.delete_one(
             _scope(owner, _id=session_id, pages={"$in": [0, None]})
         )
         if result.deleted_count == 1:
+            await self._unindex(session_id)
             return True
         head = await self.heads.find_one(_scope(owner, _id=session_id), {"pages": 1})
         if head is None:
@@ -1001,7 +1157,10 @@ class SessionStore:
             await self.pages.delete_many({"session_id": session_id}, session=s)
             return gone.deleted_count == 1
 
-        return await self._transaction(both)
+        deleted = await self._transaction(both)
+        if deleted:
+            await self._unindex(session_id)
+        return deleted
 
     async def _transaction(self, work: Callable[[Any], Any]) -> Any:
         async with self.client.start_session() as s:
@@ -1029,7 +1188,7 @@ class SessionStore:
         sizes, _ = _check_sizes(messages, [run])
         stored = _stored_run(run, messages)
         t = now()
-        pipeline = _append_pipeline(new_session, stored, messages, sizes, t)
+        pipeline = _append_pipeline(new_session, stored, messages, sizes, t, self.retention)
         filt = _scope(owner, _id=session_id, **{"runs.id": {"$ne": run["id"]}})
         # How many pages the session has, when it is known to keep runs in them.
         hint = None if fresh_id else self._paged.get(session_id)
@@ -1124,10 +1283,45 @@ class SessionStore:
         """The run just appended, as read; and a move when the head outgrew its bounds."""
         record = dict(run) | _derived(run, messages)
         record["seq"] = head["r_next"] - 1
+        first = head["m_next"] - len(messages)
+        await self._index(session_id, head, [(first + i, m) for i, m in enumerate(messages)])
         head = await self._maybe_move(session_id, head)
         if (head.get("before") or {}).get("r"):
             self._remember_paged(session_id, head.get("pages") or 0)
         return record  # type: ignore[return-value]
+
+    async def _index(
+        self, session_id: str, head: Doc | None, messages: Sequence[tuple[int, Doc]]
+    ) -> None:
+        """Put messages into the search index; a failure there loses nothing stored (the
+        messages are in the database; ``agent-sessions reindex`` puts them back)."""
+        if self.search is None or not messages:
+            return
+        if head is None or "user_id" not in head:
+            head = await self.heads.find_one({"_id": session_id}, {"user_id": 1, "agent_id": 1})
+            if head is None:
+                return
+        try:
+            await self.search.add(session_id, head["user_id"], head.get("agent_id"), messages)
+        except apsw.Error as exc:
+            log.warning("the search index missed messages of session %s: %s", session_id, exc)
+
+    async def _unindex(self, session_id: str, run_id: str | None = None) -> None:
+        if self.search is None:
+            return
+        try:
+            if run_id is None:
+                await self.search.delete_session(session_id)
+            else:
+                await self.search.delete_run(session_id, run_id)
+        except apsw.Error as exc:
+            log.warning("the search index kept words of session %s: %s", session_id, exc)
+
+    async def _index_run(self, session_id: str, run_id: str) -> None:
+        """Index a run's messages as they are now (a run that streamed, now finished)."""
+        if self.search is not None:
+            [messages] = await self.get_run_messages([(session_id, run_id)], None, owner=None)
+            await self._index(session_id, None, messages)  # type: ignore[arg-type]
 
     async def _maybe_move(self, session_id: str, head: Doc) -> Doc:
         """Move older turns out of a head past its bounds; the head's stats after."""
@@ -1163,6 +1357,7 @@ class SessionStore:
         there is no such run for ``owner``."""
         if not await self._change_run(session_id, run_id, owner, changes, list(messages), {}):
             raise NotFound("run not found")
+        await self._index_run(session_id, run_id)
 
     async def update_live_run(
         self,
@@ -1179,10 +1374,13 @@ class SessionStore:
         already (by message id), append the messages it added since. False, and nothing
         written, when the run is not RUNNING any more (cancelled, reaped) or the session
         is gone: a run another party ended is never written back to life."""
-        return await self._change_run(
+        changed = await self._change_run(
             session_id, run_id, owner, changes, list(new_messages), message_changes or {},
             running_only=True,
         )  # fmt: skip
+        if changed and changes.get("status") in TERMINAL:  # its words, once, when it ends
+            await self._index_run(session_id, run_id)
+        return changed
 
     async def _change_run(
         self,
@@ -1314,6 +1512,8 @@ class SessionStore:
             if pages:
                 await self.pages.delete_many({"_id": {"$in": [p["_id"] for p in pages]}})
             return False
+        every = [m for doc in (*pages, head) for m in doc.get("messages") or []]
+        await self._index(head["_id"], head, [(m["seq"], m) for m in every])
         return True
 
     async def export_sessions(
@@ -1349,7 +1549,7 @@ class SessionStore:
                 yield {
                     "session": L.session_record(head),
                     "messages": [{k: v for k, v in m.items() if k != "seq"} for m in messages],
-                    "runs": _readable(runs, messages),
+                    "runs": readable_runs(runs, messages),
                 }
 
     async def count_for_export(
@@ -1373,28 +1573,31 @@ def _export_filter(user_id: str | None, agent_id: str | None, since: datetime | 
     return filt
 
 
-def _readable(runs: list[Doc], messages: list[Doc]) -> list[Doc]:
-    """Stored runs as records: ``input``/``content`` resolved, references dropped."""
-    text = {m["seq"]: m.get("content") for m in messages}
-    out = []
-    for r in runs:
-        record = {k: v for k, v in r.items() if k not in ("seq", "mseq", "in", "out")}
-        record["input"] = text.get(r["in"]) if r.get("in") is not None else None
-        if r.get("content") is None:
-            record["content"] = text.get(r["out"]) if r.get("out") is not None else None
-        out.append(record)
-    return out
+def _not_expired() -> Doc:
+    """Sessions without an expiry or expiring later: expired ones are gone from every read
+    at once, before the sweep (``storage.retention``) deletes them."""
+    return {"$not": {"$lte": now()}}
+
+
+def _live(q: Doc) -> Doc:
+    """``q`` for sessions that have not expired. (No index hint: SecantusDB's explain
+    calls such a filter a collection scan, yet it is answered as fast as the id alone,
+    where a hint makes it walk the whole index: ``python -m bench`` measures reads.)"""
+    return q | {"expires_at": _not_expired()}
 
 
 def _paged(head: Doc) -> bool:
     return bool(head.get("pages"))
 
 
-def _new_head(session_id: str, fields: Doc, t: datetime) -> Doc:
+def _new_head(session_id: str, fields: Doc, t: datetime, retention: timedelta | None = None) -> Doc:
+    expiry = {} if retention is None else {"expires_at": t + retention}
     return {
+        **expiry,
         "_id": session_id,
         "v": L.LAYOUT_VERSION,
         **fields,
+        "mkv": L.metadata_terms(fields.get("metadata")),
         "created_at": t,
         "updated_at": t,
         "message_count": 0,
@@ -1415,7 +1618,12 @@ def _new_head(session_id: str, fields: Doc, t: datetime) -> Doc:
 
 
 def _append_pipeline(
-    new_session: NewSession, run: Doc, messages: list[Doc], sizes: list[int], t: datetime
+    new_session: NewSession,
+    run: Doc,
+    messages: list[Doc],
+    sizes: list[int],
+    t: datetime,
+    retention: timedelta | None = None,
 ) -> list[Doc]:
     """The update that appends ``run`` and ``messages`` to a head, numbering them from
     the head's counters, and creates the head when there is none (an upsert)."""
@@ -1435,6 +1643,7 @@ def _append_pipeline(
             "agent_id",
             "title",
             "metadata",
+            "mkv",
             "created_at",
             "m_cut",
             "r_cut",
@@ -1442,6 +1651,13 @@ def _append_pipeline(
             "before",
         )
     }
+    if retention is not None:  # a session this run creates is kept for the retention
+        keep_or_new["expires_at"] = {
+            "$cond": ["$_new", L.literal(fresh["created_at"] + retention), "$expires_at"]
+        }
+    title = default_title(messages)
+    if title is not None:  # a session without a title takes its first user message's
+        keep_or_new["title"] = {"$ifNull": [keep_or_new["title"], L.literal(title)]}
     status = L.status_index(run["status"])
     run_bytes = len(bson.encode(run)) + 16 * len(messages)
     return [
