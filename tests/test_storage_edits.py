@@ -11,7 +11,8 @@ from agent_sessions.storage import layout as L
 from agent_sessions.storage.layout import DEFAULT_BOUNDS, Bounds
 from agent_sessions.storage.model import MessageSpec, RunSpec, Window
 from agent_sessions.storage.sessions import message_document, now, run_document
-from tests.conftest import TINY_BOUNDS
+
+from .helpers import TINY_BOUNDS
 
 
 @pytest.fixture(params=["whole", "paged"])
