@@ -44,6 +44,16 @@ MAX_TOKENS = 10_000
 
 
 SessionId = argument("Session ID.", ID)
+# The arguments of runAgent and startRun, declared once.
+AgentId = argument("An agent declared in the config file.", str)
+UserMessage = argument("The user's new message.", str)
+RunSessionId = argument(
+    "Continue this session; absent: a new one. An id that does not exist (never, or "
+    "deleted) starts a new session with that id and no memory.",
+    ID | None,
+)
+RunReasoning = argument("How the model should reason on this run.", ReasoningInput | None)
+RunForUser = argument("Run for this user (administrators only).", str | None)
 Filter = argument(
     "Which sessions: by user, agent, updatedAt range and metadata.", SessionFilterInput | None
 )
@@ -222,17 +232,11 @@ class Mutation:
     async def run_agent(
         self,
         info: Info,
-        agent_id: argument("An agent declared in the config file.", str),
-        message: argument("The user's new message.", str),
-        session_id: argument(
-            "Continue this session; absent: a new one. An id that does not exist (never, or "
-            "deleted) starts a new session with that id and no memory.",
-            ID | None,
-        ) = UNSET,
-        reasoning: argument(
-            "How the model should reason on this run.", ReasoningInput | None
-        ) = UNSET,
-        user_id: argument("Run for this user (administrators only).", str | None) = UNSET,
+        agent_id: AgentId,
+        message: UserMessage,
+        session_id: RunSessionId = UNSET,
+        reasoning: RunReasoning = UNSET,
+        user_id: RunForUser = UNSET,
     ) -> Run:
         session, run = await agent_runs.run_agent(
             info.context,
@@ -253,15 +257,11 @@ class Mutation:
     async def start_run(
         self,
         info: Info,
-        agent_id: argument("An agent declared in the config file.", str),
-        message: argument("The user's new message.", str),
-        session_id: argument(
-            "Continue this session; absent: a new one (as in runAgent).", ID | None
-        ) = UNSET,
-        reasoning: argument(
-            "How the model should reason on this run.", ReasoningInput | None
-        ) = UNSET,
-        user_id: argument("Run for this user (administrators only).", str | None) = UNSET,
+        agent_id: AgentId,
+        message: UserMessage,
+        session_id: RunSessionId = UNSET,
+        reasoning: RunReasoning = UNSET,
+        user_id: RunForUser = UNSET,
     ) -> Run:
         session, live = await agent_runs.start_run(
             info.context,
