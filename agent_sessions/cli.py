@@ -190,8 +190,12 @@ def serve(settings: Settings) -> int:
                 return 1  # uvicorn or the app's start-up failed, and said why
         else:
             _worker_environment(settings)
+            # uvicorn kills a worker that does not answer its ping within the health-check
+            # timeout (5 s by default) and, if the new one fails to start, stops the whole
+            # server: on a saturated machine a busy worker is slow to answer, not hung.
             config = uvicorn.Config("agent_sessions.app:create_app", factory=True,
-                                    workers=settings.workers, **common)  # fmt: skip
+                                    workers=settings.workers, timeout_worker_healthcheck=30,
+                                    **common)  # fmt: skip
             _Workers(config, sockets=[sock]).run()
     except _Stopped:
         pass  # a signal before the server was up

@@ -162,8 +162,12 @@ def load(workers: int, clients: int, seconds: float) -> dict[str, Any]:
             server = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
         try:
             _wait_healthy(url, server)
-            tally, elapsed = asyncio.run(_load(url, clients, seconds))
-            missing, duplicated = asyncio.run(_verify(url, tally))
+            try:
+                tally, elapsed = asyncio.run(_load(url, clients, seconds))
+                missing, duplicated = asyncio.run(_verify(url, tally))
+            except httpx.TransportError as exc:
+                log_text = Path(tmp, "serve.log").read_text()[-4000:]
+                raise RuntimeError(f"{exc!r}; the server's log ends:\n{log_text}") from exc
             time.sleep(0.5)  # idle, then stop it as Ctrl-C would
             start = time.monotonic()
             server.send_signal(signal.SIGINT)

@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS hits (
 CREATE INDEX IF NOT EXISTS hits_run ON hits (session_id, run_id);
 """
 
+_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table'"
 
 _SELECT = (
     "SELECT h.session_id, h.seq, h.message_id, h.run_id, h.role, h.created_at, w.rank "
@@ -161,11 +162,16 @@ class SearchIndex:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = apsw.Connection(str(path))
         self._db.set_busy_timeout(BUSY_MS)
-        self._db.execute("PRAGMA journal_mode=WAL")
         # The index can be rebuilt from the database: no fsync per commit.
         self._db.execute("PRAGMA synchronous=NORMAL")
-        with self._db:
-            self._db.execute(SCHEMA)
+        # Another worker may be writing: the schema is created (a write, which waits for
+        # the lock) only when the file has none yet, so a worker restarted under load
+        # starts without waiting for it.
+        tables = {name for (name,) in self._db.execute(_TABLES).fetchall()}
+        if not {"words", "hits"} <= tables:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            with self._db:
+                self._db.execute(SCHEMA)
         self._lock = threading.Lock()
 
     def close(self) -> None:
