@@ -33,7 +33,7 @@ from agent_sessions.settings import Settings
 from agent_sessions.storage import Storage
 from agent_sessions.storage.embedded import start_embedded
 
-from . import beyond, data, load, streaming, transfer
+from . import beyond, data, load, scale, streaming, transfer
 from .surfaces import (
     CHAT_VIEW,
     FLOOR_ROUTES,
@@ -363,6 +363,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results["streaming"] = streaming.measure(server.uri, args.quick)
             print(f"streaming measured in {time.perf_counter() - t:.1f}s", file=sys.stderr)
             results["beyond"] = asyncio.run(beyond.run(server.uri, args.quick))
+            results["scale"] = asyncio.run(scale.run(server.uri, args.quick))
         finally:
             server.stop()
     figures = report(requests, results, args.quick)
@@ -408,6 +409,7 @@ def report(requests: list[Request], results: dict[str, Any], quick: bool) -> dic
         **results["transfer"],  # export_vs_driver, import_vs_driver (speeds), transfer
         **{k: results["beyond"][k] for k in beyond.KEYS},  # issue 17's targets
         "beyond": results["beyond"],
+        **results["scale"],  # append_10000_sessions_vs_10
     }
     print(table(requests, ratios))
     print()
@@ -439,6 +441,8 @@ def report(requests: list[Request], results: dict[str, Any], quick: bool) -> dic
     print(transfer.table(results["transfer"]))
     print()
     print(beyond.table(results["beyond"]))
+    print()
+    print(scale.table(results["scale"]))
     return out
 
 

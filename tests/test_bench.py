@@ -30,6 +30,7 @@ def test_quick_benchmark_reports_every_key(tmp_path: Path) -> None:
     assert report["us_per_field"] > 0
     assert report["search_ms"] > 0 and report["fork_10000_ms"] > 0  # issue 17's rows
     assert report["metadata_list_vs_unfiltered"] > 0
+    assert report["append_10000_sessions_vs_10"] > 0  # an append among many sessions
     assert report["fixed_ms"] > 0
     assert report["db_commands"]["nested_list_5"] == report["db_commands"]["nested_list_50"]
     assert set(report["db_commands"]) == set(report["db_bytes"])
