@@ -91,3 +91,21 @@ class TestThroughTheApp:
         assert (await client.get("/api/sessions")).json()["totalElements"] == 0
         bad = await client.patch(f"/api/sessions/{sid}", json={"expiresAt": "soon"})
         assert bad.status_code == 400
+
+    async def test_expires_at_set_at_creation(self, gql: GraphQLClient) -> None:
+        create = """mutation($e: DateTime) {
+          createSession(input: {id: "made", title: "t", expiresAt: $e}) { id expiresAt }
+        }"""
+        later = "2099-01-01T00:00:00Z"
+        made = (await gql.data(create, {"e": later}))["createSession"]
+        assert made == {"id": "made", "expiresAt": later}  # given, not the 30-day default
+        read = "query($id: ID!) { session(id: $id) { expiresAt } }"
+        assert (await gql.data(read, {"id": "made"}))["session"] == {"expiresAt": later}
+        past = create.replace('"made"', '"gone"')
+        assert (await gql.data(past, {"e": "2020-01-01T00:00:00Z"}))["createSession"]["id"]
+        assert (await gql.data(read, {"id": "gone"}))["session"] is None
+        default = create.replace('"made"', '"kept"').replace(", expiresAt: $e", "")
+        kept = (await gql.data(default.replace("($e: DateTime)", ""), {}))["createSession"]
+        assert kept["expiresAt"] is not None and kept["expiresAt"] > "2026"
+        bad = await gql(create, {"e": "soon"})
+        assert bad["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"

@@ -90,6 +90,7 @@ async def create_session(info: Any, data: Any) -> SessionRecord:
         agent_id=name(data.agent_id, "agentId"),
         title=data.title,
         metadata=json_object(data.metadata, "metadata"),
+        expires_at=data.expires_at,
     )
 
 

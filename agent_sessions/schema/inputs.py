@@ -145,3 +145,7 @@ class CreateSessionInput(_Input):
     agent_id: str | None = given("The agent it is for.")
     title: str | None = given("A title.")
     metadata: JSON | None = given("Anything to keep with it (a JSON object).")
+    expires_at: DateTime | None = given(
+        "When it expires: from then on it is gone from every read; default: the configured "
+        "retention (retention_days) after now, or never."
+    )

@@ -995,9 +995,11 @@ class SessionStore:
         agent_id: str | None = None,
         title: str | None = None,
         metadata: dict[str, Any] | None = None,
+        expires_at: datetime | None = None,
     ) -> SessionRecord:
-        """Insert an empty session. An id that exists already returns that session when it
-        is ``user_id``'s (a retried create) and raises ``NotFound`` when it is not."""
+        """Insert an empty session, expiring at ``expires_at`` (default: the retention after
+        now, or never). An id that exists already returns that session when it is
+        ``user_id``'s (a retried create) and raises ``NotFound`` when it is not."""
         t = now()
         doc = _new_head(
             session_id or new_id(),
@@ -1005,6 +1007,8 @@ class SessionStore:
             t,
             self.retention,
         )
+        if expires_at is not None:
+            doc["expires_at"] = expires_at
         try:
             await self.heads.insert_one(doc)
         except DuplicateKeyError:
