@@ -23,33 +23,39 @@ from agent_sessions.storage import Storage
 from .beyond import RECORD, _client, _insert, _session, _timed
 
 KEY = "append_10000_sessions_vs_10"
+TURN = [{"role": "user", "content": "a question"}, {"role": "assistant", "content": "an answer"}]
 
 
-async def _append_ms(uri: str, tmp: Path, sessions: int, samples: int) -> float:
+async def _seeded(uri: str, tmp: Path, sessions: int) -> tuple[Storage, Any, Any]:
     storage = await Storage.connect(uri, f"bench_scale_{uuid.uuid4().hex[:8]}")
     t = datetime(2026, 1, 1, tzinfo=UTC)
-    two = [{"role": "user", "content": "a question"}, {"role": "assistant", "content": "an answer"}]
-    built = [_session(f"s{i}", f"user{i % 50}", t, two * 3) for i in range(sessions)]
+    built = [_session(f"s{i}", f"user{i % 50}", t, TURN * 3) for i in range(sessions)]
     await _insert(storage, built)
     app, client = await _client(storage, tmp / f"scale{sessions}")
-    times = []
-    async with client:
-        for k in range(samples):
-            sid = f"s{(k * 7919) % sessions}"  # spread over the collection
-            run = {"sessionId": sid, "userId": f"user{int(sid[1:]) % 50}", "agentId": "bench",
-                   "messages": [m | {"role": m["role"].upper()} for m in two]}  # fmt: skip
-            times.append(await _timed(client, RECORD, {"i": run}))
-    await app.state.services.agents.aclose()
-    await storage.client.drop_database(storage.database)
-    await storage.client.close()
-    return statistics.median(times) * 1000
+    return storage, app, client
+
+
+def _run(sid: str) -> dict[str, Any]:
+    return {"sessionId": sid, "userId": f"user{int(sid[1:]) % 50}", "agentId": "bench",
+            "messages": [m | {"role": m["role"].upper()} for m in TURN]}  # fmt: skip
 
 
 async def run(uri: str, quick: bool) -> dict[str, Any]:
     large, samples = (1_000, 15) if quick else (10_000, 41)
+    sizes = (10, large)
+    times: dict[int, list[float]] = {n: [] for n in sizes}
     with tempfile.TemporaryDirectory(prefix="agent-sessions-scale-") as tmp:
-        few = await _append_ms(uri, Path(tmp), 10, samples)
-        many = await _append_ms(uri, Path(tmp), large, samples)
+        seeded = {n: await _seeded(uri, Path(tmp), n) for n in sizes}
+        for k in range(samples):  # alternated, so a busy machine weighs on both alike
+            for n, (_, _, client) in seeded.items():
+                sid = f"s{(k * 7919) % n}"  # spread over the collection
+                times[n].append(await _timed(client, RECORD, {"i": _run(sid)}))
+        for storage, app, client in seeded.values():
+            await client.aclose()
+            await app.state.services.agents.aclose()
+            await storage.client.drop_database(storage.database)
+            await storage.client.close()
+    few, many = (statistics.median(times[n]) * 1000 for n in sizes)
     return {
         KEY: round(many / few, 2),
         "append_in_10_sessions_ms": round(few, 2),
