@@ -373,8 +373,10 @@ class _Job:
             self.missing, self.page = None, got
 
 
-def _exprs(by_session: dict[str, list[_Job]], session_id: str) -> Doc:
-    return {f"_w{id(job)}": job.expr() for job in by_session[session_id]}
+def _exprs(by_session: dict[str, list[_Job]], session_id: str, key: str) -> Doc:
+    """The expressions of a session's jobs of the kind ``key`` finds pages for."""
+    kind = "m" if key == "m_lo" else "r"
+    return {f"_w{id(job)}": job.expr() for job in by_session[session_id] if job.kind == kind}
 
 
 def _head_segment_bounds(head: Doc, kind: str) -> tuple[int, Doc, Doc]:
@@ -567,9 +569,11 @@ class SessionStore:
                 by_session.setdefault(job.session_id, []).append(job)
             below = {sid: heads[sid].get("pages") or 0 for sid in by_session}
             pages = await self._page_docs(clauses, functools.partial(_exprs, by_session), below)
+            had = {id(job): len(job.segments) for job in waiting}
             for page in pages:
                 for job in by_session[page["session_id"]]:
-                    if page["n"] in job.read:
+                    # A page found for the other kind does not carry this job's window.
+                    if page["n"] in job.read or f"_w{id(job)}" not in page:
                         continue
                     job.read.add(page["n"])
                     lo, hi = (
@@ -581,22 +585,23 @@ class SessionStore:
             for job in waiting:
                 head = heads[job.session_id]
                 total = L.matching(L.head_counts(head), job.kind, job.values)
-                segments = len(job.segments)
                 job.settle(total, True)
-                if job.missing is not None and len(job.segments) == segments and not pages:
+                if job.missing is not None and len(job.segments) == had[id(job)]:
                     raise AssertionError(f"pages of session {job.session_id} not found")
         raise AssertionError("a window took more page reads than any session could need")
 
     async def _page_docs(
         self,
         clauses: list[Doc],
-        project: Callable[[str], Doc],
+        project: Callable[[str, str], Doc],
         below: dict[str, int],
     ) -> list[Doc]:
         """The pages matching any of ``clauses`` (each one session's seq range or run
-        ids), each projected by its session's expressions plus its place and counts, in
-        order; only pages numbered below ``below[session]``, the head's page count (a
-        page an interrupted import left behind is never read).
+        ids), each projected by ``project(session id, key of the clause)`` plus its place
+        and counts, in order; only pages numbered below ``below[session]``, the head's
+        page count (a page an interrupted import left behind is never read). A page two
+        commands find carries what both projected: each computes only its own kind's
+        expressions, so a page is not projected and sent twice over.
 
         Owners are not filtered here: a page is only ever asked for after its head was
         read with the owner's filter, and session ids are unique across users. Each
@@ -622,15 +627,15 @@ class SessionStore:
         base = {"session_id": 1, "n": 1, "m_lo": 1, "m_hi": 1, "r_lo": 1, "r_hi": 1,
                 "before": 1, "own": 1}  # fmt: skip
 
-        async def one(match: Doc) -> list[Doc]:
-            pipeline = [{"$match": match}, {"$project": base | project(match["session_id"])}]
+        async def one(sid: str, key: str, match: Doc) -> list[Doc]:
+            pipeline = [{"$match": match}, {"$project": base | project(sid, key)}]
             return await (await self.pages.aggregate(pipeline)).to_list()
 
-        found = await asyncio.gather(*(one(m) for m in merged.values()))
+        found = await asyncio.gather(*(one(*k, m) for k, m in merged.items()))
         pages: dict[tuple[str, int], Doc] = {}
         for page in (p for part in found for p in part):
             if page["n"] < below.get(page["session_id"], 0):
-                pages[(page["session_id"], page["n"])] = page
+                pages.setdefault((page["session_id"], page["n"]), {}).update(page)
         return [pages[key] for key in sorted(pages)]
 
     async def _heads_projected(
@@ -799,7 +804,7 @@ class SessionStore:
         }
         pages = await self._page_docs(
             [{"session_id": session_id, "runs.id": {"$in": ids}}],
-            lambda _: project,
+            lambda _sid, _key: project,
             {session_id: page_count},
         )
         out: dict[int, RunRecord] = {}
@@ -846,7 +851,9 @@ class SessionStore:
                 absent[sid] = rest
                 clauses.append({"session_id": sid, "runs.id": {"$in": rest}})
         below = {sid: heads[sid].get("pages") or 0 for sid in absent}
-        for page in await self._page_docs(clauses, lambda sid: {"_q": expr(absent[sid])}, below):
+        for page in await self._page_docs(
+            clauses, lambda sid, _key: {"_q": expr(absent[sid])}, below
+        ):
             for run in page.get("_q") or ():
                 found[(page["session_id"], run["id"])] = run
         return found
@@ -953,7 +960,7 @@ class SessionStore:
             below = {sid: heads[sid].get("pages") or 0 for sid in wanted_in_pages}
             for page in await self._page_docs(
                 clauses,
-                lambda sid: {"_q": L.messages_by_seq_expr(wanted_in_pages[sid], fields)},
+                lambda sid, _key: {"_q": L.messages_by_seq_expr(wanted_in_pages[sid], fields)},
                 below,
             ):
                 for m in page.get("_q") or ():
