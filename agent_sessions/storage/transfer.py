@@ -4,7 +4,7 @@ that reads or writes the database.
 The export format is public (README, "Export format") and is not the storage layout: one
 JSON object per session with ``format``, the session's fields, ``messages`` in order and
 ``runs`` in order (each with its retrieved context), every key present, timestamps as
-RFC 3339 UTC strings with milliseconds. ``SessionRecord`` validates it on the way in.
+RFC 3339 UTC strings with milliseconds. ``ExportedSession`` validates it on the way in.
 
 It goes through ``SessionStore.export_sessions``/``import_session``, which know the
 layout (a head, and pages for a long session); this module knows only the format.
@@ -55,33 +55,33 @@ _STRICT = ConfigDict(extra="forbid")
 
 
 @with_config(_STRICT)
-class ToolCallRecord(TypedDict):
+class ExportedToolCall(TypedDict):
     id: Name
     name: Name
     arguments: str | None
 
 
 @with_config(_STRICT)
-class MessageRecord(TypedDict):
+class ExportedMessage(TypedDict):
     id: Id
     role: Literal["user", "assistant", "tool", "system"]
     content: str | None
     run_id: Id | None
     created_at: AwareDatetime
     name: Name | None
-    tool_calls: list[ToolCallRecord]
+    tool_calls: list[ExportedToolCall]
     tool_call_id: Name | None
 
 
 @with_config(_STRICT)
-class ReasoningRecord(TypedDict):
+class ExportedReasoning(TypedDict):
     enabled: bool
     effort: str | None
     budget_tokens: TokenCount | None
 
 
 @with_config(_STRICT)
-class UsageRecord(TypedDict):
+class ExportedUsage(TypedDict):
     input_tokens: TokenCount | None
     output_tokens: TokenCount | None
     reasoning_tokens: TokenCount | None
@@ -89,7 +89,7 @@ class UsageRecord(TypedDict):
 
 
 @with_config(_STRICT)
-class ChunkRecord(TypedDict):
+class ExportedChunk(TypedDict):
     id: Name
     text: str
     score: float | None
@@ -105,24 +105,24 @@ class ChunkRecord(TypedDict):
 
 
 @with_config(_STRICT)
-class RunRecord(TypedDict):
+class ExportedRun(TypedDict):
     id: Id
     agent_id: Name | None
     status: Literal["QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]
     input: str | None
     content: str | None
     error: str | None
-    reasoning: ReasoningRecord | None
-    usage: UsageRecord | None
+    reasoning: ExportedReasoning | None
+    usage: ExportedUsage | None
     created_at: AwareDatetime
     started_at: AwareDatetime | None
     completed_at: AwareDatetime | None
     retrieval_diagnostics: JsonObject | None
-    retrieved_context: list[ChunkRecord]
+    retrieved_context: list[ExportedChunk]
 
 
 @with_config(_STRICT)
-class SessionRecord(TypedDict):
+class ExportedSession(TypedDict):
     """One line of an export."""
 
     format: Literal["agent-sessions/1"]
@@ -133,14 +133,14 @@ class SessionRecord(TypedDict):
     metadata: JsonObject
     created_at: AwareDatetime
     updated_at: AwareDatetime
-    messages: list[MessageRecord]
-    runs: list[RunRecord]
+    messages: list[ExportedMessage]
+    runs: list[ExportedRun]
 
 
-RECORD: TypeAdapter[SessionRecord] = TypeAdapter(SessionRecord)
+RECORD: TypeAdapter[ExportedSession] = TypeAdapter(ExportedSession)
 
 
-def _references(record: SessionRecord) -> str | None:
+def _references(record: ExportedSession) -> str | None:
     """What is wrong between the record's parts, if anything."""
     run_ids = {r["id"] for r in record["runs"]}
     if len(run_ids) != len(record["runs"]):
@@ -303,7 +303,7 @@ def _validation_reason(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}{suffix}" if where else f"{first['msg']}{suffix}"
 
 
-def _parts(record: SessionRecord) -> tuple[dict[str, Any], list[dict[str, Any]], list]:
+def _parts(record: ExportedSession) -> tuple[dict[str, Any], list[dict[str, Any]], list]:
     """A validated record as storage's import takes it: fields, messages, runs."""
     messages = []
     for m in record["messages"]:
@@ -365,7 +365,7 @@ def _id_of(line: bytes | str) -> str | None:
     return session_id if isinstance(session_id, str) else None
 
 
-async def _store(storage: Storage, record: SessionRecord) -> ImportOutcome:
+async def _store(storage: Storage, record: ExportedSession) -> ImportOutcome:
     problem = _references(record)
     if problem is not None:
         return ImportOutcome("invalid", record["id"], problem)
@@ -391,8 +391,8 @@ async def _store(storage: Storage, record: SessionRecord) -> ImportOutcome:
 
 __all__ = [
     "FORMAT",
+    "ExportedSession",
     "ImportOutcome",
-    "SessionRecord",
     "count_sessions",
     "export_record",
     "export_sessions",
