@@ -152,3 +152,19 @@ async def test_fragments_and_aliases_still_read_once(
     assert commands.reply_bytes[0] < 2_000  # the 50 KB content was not asked for
     if compiled:
         assert schema.compiled is not None and schema.compiled.compiled == 1
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "normal"])
+async def test_one_context_serving_operations_in_turn_walks_each_with_its_variables(
+    storage: Storage, commands: CommandLog, tmp_path: Any, compiled: bool
+) -> None:
+    # The REST shim pages through one context; what an operation selects depends on its
+    # own variables, not on those of the one before.
+    schema = build_schema(compiled=compiled)
+    await _seed(storage, schema, tmp_path)
+    context = _context(storage, tmp_path)
+    for quiet in (True, False):
+        got = await schema.execute(SKIPPED_IN_FRAGMENT, {"quiet": quiet}, context_value=context)
+        assert got.errors is None, got.errors
+        nodes = got.data["session"]["messages"]["nodes"]  # type: ignore[index]
+        assert [n.get("content") for n in nodes] == ([None, None] if quiet else [BIG, "short"])

@@ -165,26 +165,39 @@ def _nodes(grouped: Mapping[str, list[FieldDetails]]) -> Fields:
 
 
 class Selection:
-    """One request's look-ahead: its walker, and what was computed from the current
-    field's nodes (sibling resolvers of a list share their field nodes)."""
+    """One context's look-ahead: the walker of the operation being executed, and what was
+    computed from the current field's nodes (sibling resolvers of a list share their field
+    nodes). A context can serve several operations in turn (the REST shim pages through
+    one), so both are per operation and variables."""
 
-    __slots__ = ("_cache", "_walk")
+    __slots__ = ("_cache", "_for", "_walk")
 
     def __init__(self) -> None:
         self._cache: dict[tuple[object, ...], object] = {}
         self._walk: Walk | None = None
+        self._for: tuple[object, object] | None = None
 
     def walk(self, info: GraphQLResolveInfo) -> Walk:
-        if self._walk is None:  # one operation and one set of variables per request
+        current = self._for
+        if (
+            current is None
+            or current[0] is not info.operation
+            or current[1] is not info.variable_values
+        ):
+            # held, not just compared by id, so a later execution cannot reuse the ids
+            self._for = (info.operation, info.variable_values)
             self._walk = Walk.of(info)
+            self._cache.clear()
+        assert self._walk is not None
         return self._walk
 
     def of(self, info: GraphQLResolveInfo, key: str, compute: Callable[[Walk], Any]) -> Any:
         """``compute(walk)``, cached for the current field's nodes and ``key``."""
+        walk = self.walk(info)
         cache_key = (key, *map(id, info.field_nodes))
         try:
             return self._cache[cache_key]
         except KeyError:
-            value = compute(self.walk(info))
+            value = compute(walk)
             self._cache[cache_key] = value
             return value
