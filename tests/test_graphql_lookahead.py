@@ -101,12 +101,17 @@ def _context(storage: Storage, tmp_path: Any) -> Context:
     return Context(storage, Settings(data_dir=tmp_path), OPEN_MODE_CALLER)
 
 
-@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "normal"])
+@pytest.fixture(params=[True, False], ids=["compiled", "normal"])
+async def schema(request: pytest.FixtureRequest, storage: Storage, tmp_path: Any) -> Any:
+    """A schema in each execution mode, over a session with a 50 KB message."""
+    built = build_schema(compiled=request.param)
+    await _seed(storage, built, tmp_path)
+    return built
+
+
 async def test_a_skipped_field_is_not_read_in_either_mode(
-    storage: Storage, commands: CommandLog, tmp_path: Any, compiled: bool
+    schema: Any, storage: Storage, commands: CommandLog, tmp_path: Any
 ) -> None:
-    schema = build_schema(compiled=compiled)
-    await _seed(storage, schema, tmp_path)
     replies = {}
     for quiet in (True, False, True):
         commands.reset()
@@ -120,18 +125,14 @@ async def test_a_skipped_field_is_not_read_in_either_mode(
         replies[quiet] = commands.reply_bytes[0]
     # the 50 KB message comes back only when its content is selected
     assert replies[True] < 2_000 < 50_000 < replies[False]
-    if compiled:
-        assert schema.compiled is not None
+    if schema.compiled is not None:
         # a plan per value of $quiet, each served compiled (the third request reuses one)
         assert (schema.compiled.compiled, schema.compiled.fallbacks) == (3, 0)
 
 
-@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "normal"])
 async def test_fragments_and_aliases_still_read_once(
-    storage: Storage, commands: CommandLog, tmp_path: Any, compiled: bool
+    schema: Any, storage: Storage, commands: CommandLog, tmp_path: Any
 ) -> None:
-    schema = build_schema(compiled=compiled)
-    await _seed(storage, schema, tmp_path)
     query = """query($full: Boolean!) { session(id: "s1") {
       ... on Session { last: messages(last: 1) { nodes { ...Cited } } }
       first: messages(first: 1) { nodes { role content @include(if: $full) } }
@@ -150,18 +151,15 @@ async def test_fragments_and_aliases_still_read_once(
     }
     assert commands.names == ["aggregate"]  # messages, runs and chunks in one read
     assert commands.reply_bytes[0] < 2_000  # the 50 KB content was not asked for
-    if compiled:
-        assert schema.compiled is not None and schema.compiled.compiled == 1
+    if schema.compiled is not None:
+        assert schema.compiled.compiled == 1
 
 
-@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "normal"])
 async def test_one_context_serving_operations_in_turn_walks_each_with_its_variables(
-    storage: Storage, commands: CommandLog, tmp_path: Any, compiled: bool
+    schema: Any, storage: Storage, tmp_path: Any
 ) -> None:
     # The REST shim pages through one context; what an operation selects depends on its
     # own variables, not on those of the one before.
-    schema = build_schema(compiled=compiled)
-    await _seed(storage, schema, tmp_path)
     context = _context(storage, tmp_path)
     for quiet in (True, False):
         got = await schema.execute(SKIPPED_IN_FRAGMENT, {"quiet": quiet}, context_value=context)

@@ -322,14 +322,15 @@ class Compiler:
         return f"[{call_fn}(c, env) for c in (src.get('tool_calls') or EMPTY)]"
 
     def _Message_retrievedContext(self, parent: GraphQLObjectType, nodes: list[FieldNode]) -> str:
-        site = self._site(nodes, ChunkSite)
-        chunk_fn = self.object_builder("RetrievedChunk", nodes)
-        return f"chunk_list(src, env, {site.index}, {chunk_fn}, True)"
+        return self._chunks(nodes, message=True)
 
     def _Run_retrievedContext(self, parent: GraphQLObjectType, nodes: list[FieldNode]) -> str:
+        return self._chunks(nodes, message=False)
+
+    def _chunks(self, nodes: list[FieldNode], message: bool) -> str:
         site = self._site(nodes, ChunkSite)
         chunk_fn = self.object_builder("RetrievedChunk", nodes)
-        return f"chunk_list(src, env, {site.index}, {chunk_fn}, False)"
+        return f"chunk_list(src, env, {site.index}, {chunk_fn}, {message})"
 
     def _Run_sessionId(self, parent: GraphQLObjectType, nodes: list[FieldNode]) -> str:
         return f"{self.const(_leaf(self.schema.type_map['ID'], True))}(env.session_id)"  # type: ignore[arg-type]
