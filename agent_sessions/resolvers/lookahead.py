@@ -143,6 +143,14 @@ class Walk:
             ]
         return level
 
+    def items(
+        self, connection: GraphQLObjectType, nodes: Sequence[FieldNode]
+    ) -> list[tuple[GraphQLObjectType, list[FieldNode]]]:
+        """A connection's item groups: those under ``nodes`` and under ``edges.node``."""
+        return [
+            found for path in CONNECTION_ITEMS for found in self.groups(connection, nodes, path)
+        ]
+
     def reads(
         self,
         type_: GraphQLObjectType,

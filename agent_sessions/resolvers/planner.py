@@ -31,7 +31,6 @@ from agent_sessions.storage.model import ChunkSpec, MessageSpec, RunSpec, Sessio
 
 from .lookahead import (
     CHUNK_READS,
-    CONNECTION_ITEMS,
     MESSAGE_READS,
     RUN_READS,
     SESSION_READS,
@@ -211,11 +210,11 @@ class _Planner:
         item = self.types["Message" if name == "messages" else "Run"]
         assert isinstance(item, GraphQLObjectType)
         connection = walk.child(parent, name)
-        items = [g for path in CONNECTION_ITEMS for _, g in walk.groups(connection, group, path)]
+        items = walk.items(connection, group)
         table = MESSAGE_READS if name == "messages" else RUN_READS
-        fields = frozenset().union(*(walk.reads(item, g, table) for g in items))
+        fields = frozenset().union(*(walk.reads(item, g, table) for _, g in items))
         site = WindowSite(self._index(), name[0], Arguments(group[0], parent), fields, [])
-        for g in items:
+        for _, g in items:
             site.chunk_sites += self.chunk_sites(item, g)
         self.shape.windows.append(site)
         self.shape.sites[site_key(group)] = site

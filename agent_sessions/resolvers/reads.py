@@ -25,7 +25,6 @@ from .context import Context
 from .cursors import decode_session_cursor
 from .lookahead import (
     CHUNK_READS,
-    CONNECTION_ITEMS,
     MESSAGE_READS,
     RUN_READS,
     SESSION_READS,
@@ -93,14 +92,8 @@ def item_fields(info: Any, table: Mapping[str, tuple[str, ...]], key: str) -> fr
     """Stored message/run fields read by a connection's items (``nodes`` and ``edges.node``)."""
 
     def compute(walk: Walk, connection: GraphQLObjectType) -> frozenset[str]:
-        nodes = _raw(info).field_nodes
-        return frozenset().union(
-            *(
-                walk.reads(item, group, table)
-                for path in CONNECTION_ITEMS
-                for item, group in walk.groups(connection, nodes, path)
-            )
-        )
+        items = walk.items(connection, _raw(info).field_nodes)
+        return frozenset().union(*(walk.reads(item, group, table) for item, group in items))
 
     return _selected(info, key, compute)
 
