@@ -169,6 +169,8 @@ def selection(draw: st.DrawFn, type_name: str, depth: int) -> str:
             field += " { " + draw(selection(target.name, depth - 1)) + " }"
         if draw(st.integers(0, 9)) == 0:
             field = f"... on {type_name} {{ {field} }}"
+        if draw(st.integers(0, 7)) == 0:  # a switch on the operation's variable $s
+            field += draw(st.sampled_from([" @skip(if: $s)", " @include(if: $s)"]))
         parts.append(field)
     return " ".join(parts)
 
@@ -188,7 +190,8 @@ def queries(draw: st.DrawFn) -> str:
             parts.append(
                 f'r{n}: run(sessionId: "{sid}", runId: "{rid}") {{ {draw(selection("Run", 3))} }}'
             )
-    return "{ " + " ".join(parts) + " }"
+    body = "{ " + " ".join(parts) + " }"
+    return f"query($s: Boolean!) {body}" if "$s" in body else body
 
 
 QUERIES = queries()
@@ -218,10 +221,15 @@ async def test_compiled_and_normal_answers_are_identical(
         queries.append(query)
 
     collect()
-    for query in queries:
-        expected = await NORMAL.execute(query, context_value=Context(storage, app_settings, caller))
-        got = await compiled.execute(query, context_value=Context(storage, app_settings, caller))
-        assert _response(got) == _response(expected), query
+    for n, query in enumerate(queries):
+        variables = {"s": n % 2 == 0} if "$s" in query else None
+        expected = await NORMAL.execute(
+            query, variables, context_value=Context(storage, app_settings, caller)
+        )
+        got = await compiled.execute(
+            query, variables, context_value=Context(storage, app_settings, caller)
+        )
+        assert _response(got) == _response(expected), (query, variables)
     # The comparison is only worth something if the compiled path answered often.
     assert compiled.compiled is not None
     assert compiled.compiled.compiled >= len(queries) // 4, (

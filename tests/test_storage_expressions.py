@@ -1,6 +1,6 @@
 """The chunk filter and projection expression (``layout.chunk_expr``) against a plain-Python
 model, with no database: a tiny evaluator of the aggregation operators the expression
-uses runs it over random chunks and filters. One test runs the same expressions in the
+uses (``tests/aggregation.py``) runs it over random chunks and filters. One test runs the same expressions in the
 real database, so the evaluator itself is checked against what MongoDB computes."""
 
 from __future__ import annotations
@@ -14,44 +14,7 @@ from agent_sessions.storage import Storage
 from agent_sessions.storage.layout import chunk_expr
 from agent_sessions.storage.model import CHUNK_FIELDS, ChunkSpec
 
-MISSING = object()  # a field the document does not have
-
-
-def evaluate(expr: Any, env: dict[str, Any]) -> Any:
-    """``expr`` as MongoDB evaluates it, for the operators ``chunk_expr`` uses."""
-    if isinstance(expr, str) and expr.startswith("$$"):
-        name, *path = expr[2:].split(".")
-        value = env[name]
-        for key in path:
-            value = value.get(key, MISSING) if isinstance(value, dict) else MISSING
-        return value
-    if isinstance(expr, list):
-        return [evaluate(e, env) for e in expr]
-    if not isinstance(expr, dict):
-        return expr
-    if len(expr) == 1 and next(iter(expr)).startswith("$"):
-        [(op, arg)] = expr.items()
-        if op == "$ifNull":
-            value, default = (evaluate(a, env) for a in arg)
-            return default if value is None or value is MISSING else value
-        if op == "$ne":
-            a, b = (evaluate(x, env) for x in arg)
-            return a != b  # a missing value equals nothing
-        if op == "$gte":
-            a, b = (evaluate(x, env) for x in arg)
-            return a is not MISSING and a is not None and a >= b
-        if op == "$and":
-            return all(evaluate(a, env) for a in arg)
-        if op in ("$filter", "$map"):
-            items = evaluate(arg["input"], env)
-            var = arg["as"]
-            if op == "$filter":
-                return [x for x in items if evaluate(arg["cond"], env | {var: x})]
-            return [evaluate(arg["in"], env | {var: x}) for x in items]
-        raise AssertionError(f"an operator this evaluator does not know: {op}")
-    # An object expression: a missing value leaves its field out.
-    out = {k: evaluate(v, env) for k, v in expr.items()}
-    return {k: v for k, v in out.items() if v is not MISSING}
+from .aggregation import evaluate, present
 
 
 def model(chunks: list[dict[str, Any]], spec: ChunkSpec) -> list[dict[str, Any]]:
@@ -97,10 +60,6 @@ def test_chunk_expressions_match_the_model(
     assert got == model(chunks or [], spec)
 
 
-def _present(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in c.items() if v is not None} for c in chunks]
-
-
 CASES = [
     [{"id": "a", "score": 0.5}, {"id": "b", "included_in_context": False, "score": 1}],
     [{"id": "c", "score": None, "included_in_context": None}, {"id": "d", "kb_name": "k"}],
@@ -135,6 +94,4 @@ async def test_the_evaluator_agrees_with_the_database(storage: Storage) -> None:
         ).to_list()
         for doc, chunks in zip(found, [*CASES, {}], strict=True):
             run = {"retrieved_context": chunks} if chunks != {} else {}
-            # Servers differ on a projected field the chunk lacks (MongoDB leaves it out,
-            # the embedded one gives null); readers take both as absent (fields.from_record).
-            assert _present(doc["out"]) == _present(evaluate(chunk_expr("r", spec), {"r": run}))
+            assert present(doc["out"]) == present(evaluate(chunk_expr("r", spec), {"r": run}))

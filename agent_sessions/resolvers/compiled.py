@@ -5,16 +5,20 @@ session with its citations is tens of thousands of calls. For the operations thi
 knows how to serve (``session(id)``, ``run(sessionId, runId)``, ``viewer`` and what they
 select: scalars, the message and run connections, chunks, tool calls, run lookups), the
 document's selection is compiled once into Python functions that build the response
-dicts directly, and the data comes from one storage read per root field.
+dicts directly, and the data comes from one storage read per root field. What is selected
+is graphql-core's field collection (``lookahead.Walk``); what is read is the planner's
+(``planner``), the same that primes the loaders of normal execution. ``@skip``/``@include``
+on variables decide what is selected, so a document has a plan per combination of the
+values they read (``DocumentPlans``).
 
 The compiled path only answers the happy path. Anything it does not serve (mutations,
-introspection, ``sessions``, ``Message.run``, ``Run.messages``, ``@skip``/``@include`` on
-variables, …) is left to normal execution at compile time; anything that would be an
-error at run time (a bad argument, a null in a non-null field, a value a scalar refuses)
-abandons the compiled answer and normal execution runs instead, so errors are always
-the ones normal execution reports. Two exceptions: a database outage is the answer at once
-(normal execution would only wait for the same outage again), and a failure that is
-neither (a bug) is logged with its traceback once and retires that plan for good.
+introspection, ``sessions``, ``Message.run``, ``Run.messages``, …) is left to normal
+execution at compile time; anything that would be an error at run time (a bad argument,
+a null in a non-null field, a value a scalar refuses) abandons the compiled answer and
+normal execution runs instead, so errors are always the ones normal execution reports.
+Two exceptions: a database outage is the answer at once (normal execution would only wait
+for the same outage again), and a failure that is neither (a bug) is logged with its
+traceback once and retires that plan for good.
 
 It runs inside Strawberry's pipeline (``schema.extensions.CompiledExecution``, an
 ``on_execute`` extension) on the document Strawberry parsed and validated; plans are kept
@@ -25,42 +29,52 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections import OrderedDict
-from collections.abc import Callable, Mapping, MutableMapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from graphql import (
+    DirectiveNode,
     DocumentNode,
     ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
-    FragmentSpreadNode,
     GraphQLEnumType,
     GraphQLError,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLScalarType,
     GraphQLSchema,
-    InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
-    SelectionSetNode,
     Undefined,
     VariableNode,
+    Visitor,
+    visit,
 )
-from graphql.execution.values import VariableValues, get_variable_values
+from graphql.execution.values import get_variable_values
 
 from agent_sessions.errors import DatabaseUnavailable, ServiceError
-from agent_sessions.storage.model import ChunkSpec, Page, RunSpec, SessionRead
+from agent_sessions.storage.model import ChunkSpec, Page
 
 from .cursors import position_cursor
-from .lookahead import CHUNK_READS, MESSAGE_READS, RUN_READS, SESSION_READS, STORED
-from .specs import argument_values, chunk_spec, message_spec, run_spec
+from .lookahead import STORED, Walk
+from .planner import (
+    Arguments,
+    ChunkSite,
+    LookupSite,
+    SessionShape,
+    TwoFilters,
+    WindowSite,
+    plan_run,
+    plan_session,
+    site_key,
+)
 
 log = logging.getLogger("agent_sessions.compiled")
 
 Doc = dict[str, Any]
+_S = TypeVar("_S", WindowSite, LookupSite, ChunkSite)
 
 
 class Unsupported(Exception):
@@ -121,112 +135,7 @@ def _leaf(type_: GraphQLScalarType | GraphQLEnumType, non_null: bool) -> Callabl
     return complete
 
 
-# --- field collection, as graphql-core does it ------------------------------------------------
-
-
-def _literal_flag(node: Any, name: str) -> bool | None:
-    for directive in node.directives or ():
-        if directive.name.value == name:
-            [arg] = directive.arguments
-            if isinstance(arg.value, VariableNode):
-                raise Unsupported(f"@{name} on a variable")
-            return bool(arg.value.value)
-    return None
-
-
-def _included(node: Any) -> bool:
-    if _literal_flag(node, "skip") is True:
-        return False
-    return _literal_flag(node, "include") is not False
-
-
-def collect(
-    type_: GraphQLObjectType,
-    selection_sets: list[SelectionSetNode],
-    fragments: Mapping[str, FragmentDefinitionNode],
-) -> OrderedDict[str, list[FieldNode]]:
-    """Fields by response key, in first-seen order, over ``selection_sets`` (merged)."""
-    out: OrderedDict[str, list[FieldNode]] = OrderedDict()
-    visited: set[str] = set()
-
-    def walk(selection_set: SelectionSetNode) -> None:
-        for sel in selection_set.selections:
-            if not _included(sel):
-                continue
-            if isinstance(sel, FieldNode):
-                key = sel.alias.value if sel.alias else sel.name.value
-                out.setdefault(key, []).append(sel)
-            elif isinstance(sel, InlineFragmentNode):
-                cond = sel.type_condition
-                if cond is None or cond.name.value == type_.name:
-                    walk(sel.selection_set)
-            elif isinstance(sel, FragmentSpreadNode):
-                if getattr(sel, "arguments", None):
-                    raise Unsupported("fragment arguments")
-                name = sel.name.value
-                if name in visited:
-                    continue
-                visited.add(name)
-                fragment = fragments.get(name)
-                if fragment is not None and fragment.type_condition.name.value == type_.name:
-                    walk(fragment.selection_set)
-
-    for selection_set in selection_sets:
-        walk(selection_set)
-    return out
-
-
 # --- the plan -----------------------------------------------------------------------------------
-
-
-@dataclass
-class Arguments:
-    """A field instance's arguments, evaluated per request (they may use variables)."""
-
-    node: FieldNode
-    parent: GraphQLObjectType
-
-    def values(self, variables: VariableValues) -> dict[str, Any]:
-        return argument_values(self.node, self.parent, variables)
-
-
-@dataclass
-class ChunkSite:
-    """A ``retrievedContext`` field instance: its chunk fields and its arguments."""
-
-    index: int
-    fields: frozenset[str]
-    args: Arguments
-
-
-@dataclass
-class WindowSite:
-    """A ``messages`` or ``runs`` field instance of a session."""
-
-    index: int
-    kind: str  # "m" or "r"
-    args: Arguments
-    fields: frozenset[str]  # stored item fields
-    chunk_sites: list[ChunkSite]
-
-
-@dataclass
-class Lookup:
-    """A ``Session.run(id)`` (or ``Query.run``) field instance."""
-
-    index: int
-    args: Arguments
-    fields: frozenset[str]
-    chunk_sites: list[ChunkSite]
-
-
-@dataclass
-class SessionRoot:
-    """What one session object of the response needs from storage."""
-
-    fields: frozenset[str] = frozenset()
-    windows: list[WindowSite] = field(default_factory=list)
-    lookups: list[Lookup] = field(default_factory=list)
 
 
 @dataclass
@@ -234,18 +143,17 @@ class Root:
     key: str
     kind: str  # "session", "run", "viewer", "typename"
     args: Arguments | None
-    session: SessionRoot | None
+    shape: SessionShape | None
     build: Callable[..., Any] | None
 
 
 @dataclass
 class Plan:
     roots: list[Root]
-    sites: int  # how many chunk sites, windows and lookups the plan numbers
 
 
 class Env:
-    """One execution's data: pages, runs and chunks by site, as the reads returned them."""
+    """One execution's data: pages, runs and chunks by site, as the read returned them."""
 
     __slots__ = ("caller", "chunks", "lookups", "pages", "session_id", "specs")
 
@@ -254,18 +162,18 @@ class Env:
         self.session_id: str = ""
         self.pages: list[Page | None] = [None] * size
         self.lookups: list[Doc | None] = [None] * size
-        self.specs: list[ChunkSpec | None] = [None] * size
+        self.specs: dict[int, ChunkSpec] = {}
         self.chunks: dict[tuple[str, ChunkSpec], list[Doc]] = {}
 
 
 class Compiler:
-    """Compiles a document's operation into builder functions (Python source, compiled)."""
+    """Compiles a document's operation into builder functions (Python source, compiled).
+    What is selected comes from the walker; what to read from the planner's shape, whose
+    sites the builders address by the field groups they stand for."""
 
-    def __init__(
-        self, schema: GraphQLSchema, fragments: Mapping[str, FragmentDefinitionNode]
-    ) -> None:
-        self.schema = schema
-        self.fragments = fragments
+    def __init__(self, walk: Walk) -> None:
+        self.walk = walk
+        self.schema = walk.schema
         self.counter = itertools.count()
         self.namespace: dict[str, Any] = {
             "Abort": Abort, "cursor": position_cursor, "EMPTY": (), "chunk_list": _chunk_list,
@@ -273,7 +181,8 @@ class Compiler:
             "INF": float("inf"),
         }  # fmt: skip
         self.source: list[str] = []
-        self.session: SessionRoot | None = None
+        self.shape: SessionShape | None = None
+        self.kind = ""  # the cursor kind of the connection being built
 
     def _type(self, name: str) -> GraphQLObjectType:
         t = self.schema.type_map[name]
@@ -290,12 +199,17 @@ class Compiler:
         self.source.append(f"def {name}({params}):\n    return {body_expr}\n")
         return name
 
+    def _site(self, nodes: list[FieldNode], kind: type[_S]) -> _S:
+        site = self.shape.sites.get(site_key(nodes)) if self.shape is not None else None
+        if not isinstance(site, kind):
+            raise Unsupported(f"{nodes[0].name.value} outside the planned read")
+        return site
+
     # An object's builder: ``f(src, env) -> dict``.
     def object_builder(self, type_name: str, field_nodes: list[FieldNode]) -> str:
         type_ = self._type(type_name)
-        selection_sets = [n.selection_set for n in field_nodes if n.selection_set]
         entries = []
-        for key, nodes in collect(type_, selection_sets, self.fragments).items():
+        for key, nodes in self.walk.fields(type_, field_nodes).items():
             entries.append(f"{key!r}: {self.field_expr(type_, nodes)}")
         return self.fn("src, env", "{" + ", ".join(entries) + "}")
 
@@ -332,36 +246,24 @@ class Compiler:
     # --- Session --------------------------------------------------------------------------
 
     def _Session_messages(self, parent: GraphQLObjectType, nodes: list[FieldNode]) -> str:
-        return self._window(parent, nodes, "m", "Message", MESSAGE_READS)
+        return self._window(nodes, "Message")
 
     def _Session_runs(self, parent: GraphQLObjectType, nodes: list[FieldNode]) -> str:
-        return self._window(parent, nodes, "r", "Run", RUN_READS)
+        return self._window(nodes, "Run")
 
-    def _window(
-        self, parent: GraphQLObjectType, nodes: list[FieldNode], kind: str, item_type: str,
-        table: Mapping[str, tuple[str, ...]],
-    ) -> str:  # fmt: skip
-        assert self.session is not None
-        index = next(self.counter)
-        window = WindowSite(index, kind, Arguments(nodes[0], parent), frozenset(), [])
-        self.session.windows.append(window)
-        outer = self._current_window
-        self._current_window = window
+    def _window(self, nodes: list[FieldNode], item_type: str) -> str:
+        site = self._site(nodes, WindowSite)
+        outer, self.kind = self.kind, site.kind
         try:
             connection = self._type(f"{item_type}Connection")
             parts = []
-            item_fields: set[str] = set()
-            for key, found in collect(
-                connection, [n.selection_set for n in nodes if n.selection_set], self.fragments
-            ).items():
+            for key, found in self.walk.fields(connection, nodes).items():
                 what = found[0].name.value
                 if what == "nodes":
                     node_fn = self.object_builder(item_type, found)
-                    item_fields |= self._reads(item_type, found, table)
                     parts.append(f"{key!r}: [{node_fn}(item, env) for _, item in page.items]")
                 elif what == "edges":
-                    edge_fn, fields = self._edge_builder(item_type, kind, found, table)
-                    item_fields |= fields
+                    edge_fn = self._edge_builder(item_type, found)
                     parts.append(
                         f"{key!r}: [{edge_fn}(pos, item, env) for pos, item in page.items]"
                     )
@@ -373,51 +275,25 @@ class Compiler:
                     parts.append(f"{key!r}: {connection.name!r}")
                 else:
                     raise Unsupported(what)
-            window.fields = frozenset(item_fields)
             conn_fn = self.fn("page, env", "{" + ", ".join(parts) + "}")
         finally:
-            self._current_window = outer
-        return f"{conn_fn}(env.pages[{index}], env)"
+            self.kind = outer
+        return f"{conn_fn}(env.pages[{site.index}], env)"
 
-    _current_window: WindowSite | None = None
-
-    def _reads(
-        self, type_name: str, nodes: list[FieldNode], table: Mapping[str, tuple[str, ...]]
-    ) -> frozenset[str]:
-        type_ = self._type(type_name)
-        names = {
-            found[0].name.value
-            for found in collect(
-                type_, [n.selection_set for n in nodes if n.selection_set], self.fragments
-            ).values()
-        }
-        return frozenset(f for n in names for f in table.get(n, ()))
-
-    def _edge_builder(
-        self,
-        item_type: str,
-        kind: str,
-        nodes: list[FieldNode],
-        table: Mapping[str, tuple[str, ...]],
-    ) -> tuple[str, frozenset[str]]:
+    def _edge_builder(self, item_type: str, nodes: list[FieldNode]) -> str:
         edge = self._type(f"{item_type}Edge")
         parts = []
-        fields: frozenset[str] = frozenset()
-        for key, found in collect(
-            edge, [n.selection_set for n in nodes if n.selection_set], self.fragments
-        ).items():
+        for key, found in self.walk.fields(edge, nodes).items():
             what = found[0].name.value
             if what == "cursor":
-                parts.append(f"{key!r}: cursor({kind!r}, pos)")
+                parts.append(f"{key!r}: cursor({self.kind!r}, pos)")
             elif what == "node":
-                node_fn = self.object_builder(item_type, found)
-                fields |= self._reads(item_type, found, table)
-                parts.append(f"{key!r}: {node_fn}(item, env)")
+                parts.append(f"{key!r}: {self.object_builder(item_type, found)}(item, env)")
             elif what == "__typename":
                 parts.append(f"{key!r}: {edge.name!r}")
             else:
                 raise Unsupported(what)
-        return self.fn("pos, item, env", "{" + ", ".join(parts) + "}"), fields
+        return self.fn("pos, item, env", "{" + ", ".join(parts) + "}")
 
     def _page_info(self, nodes: list[FieldNode]) -> str:
         info = self._type("PageInfo")
@@ -429,30 +305,15 @@ class Compiler:
             "endCursor": "(cursor(KIND, page.items[-1][0]) if page.items else None)",
             "__typename": repr("PageInfo"),
         }
-        assert self._current_window is not None
-        kind = repr(self._current_window.kind)
-        for key, found in collect(
-            info, [n.selection_set for n in nodes if n.selection_set], self.fragments
-        ).items():
+        kind = repr(self.kind)
+        for key, found in self.walk.fields(info, nodes).items():
             parts.append(f"{key!r}: {values[found[0].name.value].replace('KIND', kind)}")
         return self.fn("page", "{" + ", ".join(parts) + "}")
 
     def _Session_run(self, parent: GraphQLObjectType, nodes: list[FieldNode]) -> str:
-        assert self.session is not None
-        index = next(self.counter)
-        lookup = Lookup(
-            index, Arguments(nodes[0], parent), self._reads("Run", nodes, RUN_READS), []
-        )
-        self.session.lookups.append(lookup)
-        outer = self._current_lookup
-        self._current_lookup = lookup
-        try:
-            run_fn = self.object_builder("Run", nodes)
-        finally:
-            self._current_lookup = outer
-        return f"(None if (r := env.lookups[{index}]) is None else {run_fn}(r, env))"
-
-    _current_lookup: Lookup | None = None
+        site = self._site(nodes, LookupSite)
+        run_fn = self.object_builder("Run", nodes)
+        return f"(None if (r := env.lookups[{site.index}]) is None else {run_fn}(r, env))"
 
     # --- Message, Run -----------------------------------------------------------------------
 
@@ -460,27 +321,16 @@ class Compiler:
         call_fn = self.object_builder("ToolCall", nodes)
         return f"[{call_fn}(c, env) for c in (src.get('tool_calls') or EMPTY)]"
 
-    def _chunk_site(
-        self, parent: GraphQLObjectType, nodes: list[FieldNode]
-    ) -> tuple[ChunkSite, str]:
-        site = ChunkSite(
-            next(self.counter),
-            self._reads("RetrievedChunk", nodes, CHUNK_READS),
-            Arguments(nodes[0], parent),
-        )
-        owner = self._current_lookup or self._current_window
-        if owner is None:
-            raise Unsupported("retrievedContext outside a session")
-        owner.chunk_sites.append(site)
-        return site, self.object_builder("RetrievedChunk", nodes)
-
     def _Message_retrievedContext(self, parent: GraphQLObjectType, nodes: list[FieldNode]) -> str:
-        site, chunk_fn = self._chunk_site(parent, nodes)
-        return f"chunk_list(src, env, {site.index}, {chunk_fn}, True)"
+        return self._chunks(nodes, message=True)
 
     def _Run_retrievedContext(self, parent: GraphQLObjectType, nodes: list[FieldNode]) -> str:
-        site, chunk_fn = self._chunk_site(parent, nodes)
-        return f"chunk_list(src, env, {site.index}, {chunk_fn}, False)"
+        return self._chunks(nodes, message=False)
+
+    def _chunks(self, nodes: list[FieldNode], message: bool) -> str:
+        site = self._site(nodes, ChunkSite)
+        chunk_fn = self.object_builder("RetrievedChunk", nodes)
+        return f"chunk_list(src, env, {site.index}, {chunk_fn}, {message})"
 
     def _Run_sessionId(self, parent: GraphQLObjectType, nodes: list[FieldNode]) -> str:
         return f"{self.const(_leaf(self.schema.type_map['ID'], True))}(env.session_id)"  # type: ignore[arg-type]
@@ -509,31 +359,17 @@ class Compiler:
             return Root(
                 key, "viewer", None, None, self._compiled(self.object_builder("Viewer", nodes))
             )
+        if name not in ("session", "run"):
+            raise Unsupported(f"Query.{name}")
         if name == "session":
-            self.session = SessionRoot()
+            self.shape = plan_session(self.walk, nodes)
             fn = self.object_builder("Session", nodes)
-            self.session.fields = self._reads("Session", nodes, SESSION_READS) | {"user_id"}
-            root = Root(
-                key, "session", Arguments(nodes[0], query), self.session, self._compiled(fn)
-            )
-            self.session = None
-            return root
-        if name == "run":
-            self.session = SessionRoot()
-            index = next(self.counter)
-            lookup = Lookup(
-                index, Arguments(nodes[0], query), self._reads("Run", nodes, RUN_READS), []
-            )
-            self.session.lookups.append(lookup)
-            self._current_lookup = lookup
-            try:
-                fn = self.object_builder("Run", nodes)
-            finally:
-                self._current_lookup = None
-            root = Root(key, "run", Arguments(nodes[0], query), self.session, self._compiled(fn))
-            self.session = None
-            return root
-        raise Unsupported(f"Query.{name}")
+        else:
+            self.shape = plan_run(self.walk, nodes)
+            fn = self.object_builder("Run", nodes)
+        root = Root(key, name, Arguments(nodes[0], query), self.shape, self._compiled(fn))
+        self.shape = None
+        return root
 
     def _compiled(self, fn_name: str) -> Callable[..., Any]:
         exec("\n".join(self.source), self.namespace)  # noqa: S102 - source generated above from the schema
@@ -557,71 +393,61 @@ def _chunk_list(
             return []
     else:
         run_id = src.get("id")
-    spec = env.specs[site]
-    found = env.chunks.get((run_id, spec))  # type: ignore[arg-type]
+    found = env.chunks.get((run_id, env.specs[site]))  # type: ignore[arg-type]
     return [build(c, env) for c in found] if found else []
 
 
-def compile_operation(
-    schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode
-) -> Plan:
-    fragments = {
-        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
-    }
-    compiler = Compiler(schema, fragments)
-    query = schema.query_type
+def compile_operation(walk: Walk) -> Plan:
+    """The plan of ``walk``'s operation for the values its ``@skip``/``@include`` read."""
+    compiler = Compiler(walk)
+    query = walk.schema.query_type
     assert query is not None
-    roots = [
-        compiler.root(query, key, nodes)
-        for key, nodes in collect(query, [operation.selection_set], fragments).items()
-    ]
-    return Plan(roots, next(compiler.counter))
+    return Plan([compiler.root(query, key, nodes) for key, nodes in walk.roots(query).items()])
 
 
-# --- running a plan ---------------------------------------------------------------------------
+# --- which plan -------------------------------------------------------------------------------
+
+# A document whose @skip/@include read more variables than this is not compiled: each
+# combination of their values is a plan of its own.
+MAX_SWITCHES = 4
 
 
-def _session_read(
-    root: SessionRoot, env: Env, variables: VariableValues
-) -> tuple[SessionRead, list[Any]]:
-    """The storage read for one session object, and where each part's answer goes."""
-    messages, runs, lookups, targets = [], [], [], []
+class _Switches(Visitor):
+    """The variables that ``@skip(if:)``/``@include(if:)`` read in a document."""
 
-    def chunk_specs(sites: list[ChunkSite]) -> list[ChunkSpec]:
-        specs = []
-        for site in sites:
-            env.specs[site.index] = spec = chunk_spec(site.args.values(variables), site.fields)
-            specs.append(spec)
-        return list(dict.fromkeys(specs))
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
 
-    for w in root.windows:
-        args = w.args.values(variables)
-        specs = chunk_specs(w.chunk_sites)
-        if w.kind == "m":
-            messages.append((message_spec(args, w.fields), tuple(specs)))
-            targets.append(("m", w.index, len(messages) - 1))
-            continue
-        if len(specs) > 1:
-            raise Abort  # one run read carries one chunk filter
-        if specs:
-            runs.append(run_spec(args, w.fields | {"id", "retrieved_context"}, specs[0]))
-        else:
-            runs.append(run_spec(args, w.fields))
-        targets.append(("r", w.index, len(runs) - 1))
-    for lk in root.lookups:
-        args = lk.args.values(variables)
-        specs = chunk_specs(lk.chunk_sites)
-        if len(specs) > 1:
-            raise Abort
-        fields = lk.fields | {"id"} | ({"retrieved_context"} if specs else set())
-        run_id = args["id"] if "id" in args else args["runId"]
-        lookups.append((run_id, RunSpec(fields=fields, chunks=specs[0] if specs else ChunkSpec())))
-        targets.append(("x", lk.index, len(lookups) - 1))
-    return SessionRead(root.fields, tuple(messages), tuple(runs), tuple(lookups)), targets
+    def enter_directive(self, node: DirectiveNode, *_: Any) -> None:
+        if node.name.value in ("skip", "include"):
+            for arg in node.arguments or ():
+                if isinstance(arg.value, VariableNode):
+                    self.names.add(arg.value.name.value)
 
 
-# A plan per operation name of one document; ``None``: normal execution serves it.
-Plans = MutableMapping[str | None, "tuple[OperationDefinitionNode, Plan] | None"]
+PlanKey = tuple[str | None, tuple[bool, ...]]
+
+
+class DocumentPlans:
+    """The plans of one document, per operation name and per values of the variables its
+    directives read (they decide what is selected, so what is compiled); ``None``:
+    normal execution serves it."""
+
+    __slots__ = ("by_key", "switches")
+
+    def __init__(self) -> None:
+        self.switches: tuple[str, ...] | None = None
+        self.by_key: dict[PlanKey, tuple[OperationDefinitionNode, Plan] | None] = {}
+
+    def key(
+        self, document: DocumentNode, operation_name: str | None, coerced: Mapping[str, Any]
+    ) -> PlanKey:
+        if self.switches is None:
+            found = _Switches()
+            visit(document, found)
+            self.switches = tuple(sorted(found.names))
+        return operation_name, tuple(bool(coerced.get(name)) for name in self.switches)
 
 
 class CompiledExecutor:
@@ -634,19 +460,18 @@ class CompiledExecutor:
         self.failures = 0  # plans retired by an unexpected error (logged, each once)
 
     def plan(
-        self, document: DocumentNode, operation_name: str | None, plans: Plans
+        self, operation: OperationDefinitionNode, walk: Walk, plans: DocumentPlans, key: PlanKey
     ) -> tuple[OperationDefinitionNode, Plan] | None:
         """The plan for the operation, compiled on first sight and kept in ``plans``."""
-        if operation_name in plans:
-            return plans[operation_name]
+        if key in plans.by_key:
+            return plans.by_key[key]
         found: tuple[OperationDefinitionNode, Plan] | None = None
-        operation = _operation(document, operation_name)
-        if operation is not None and operation.operation == OperationType.QUERY:
+        if operation.operation == OperationType.QUERY and len(plans.switches or ()) <= MAX_SWITCHES:
             try:
-                found = (operation, compile_operation(self.schema, document, operation))
+                found = (operation, compile_operation(walk))
             except Unsupported as exc:
                 log.debug("not compiled: %s", exc)
-        plans[operation_name] = found
+        plans.by_key[key] = found
         return found
 
     async def execute(
@@ -655,28 +480,38 @@ class CompiledExecutor:
         operation_name: str | None,
         variables: dict[str, Any] | None,
         context: Any,
-        plans: Plans,
+        plans: DocumentPlans,
     ) -> ExecutionResult | None:
         """The response, or ``None`` when normal execution must answer. A database outage
         is answered at once, as an error at the root field that met it: normal execution
         would only meet the same outage after another server-selection timeout."""
-        planned = self.plan(document, operation_name, plans)
-        if planned is None:
+        operation = _operation(document, operation_name)
+        if operation is None:
             return None
-        operation, plan = planned
         coerced = get_variable_values(
             self.schema, operation.variable_definitions or (), variables or {}
         )
         if isinstance(coerced, list):
             return None  # normal execution reports the variables' errors
+        key = plans.key(document, operation_name, coerced.coerced)
+        if key in plans.by_key and plans.by_key[key] is None:
+            return None
+        fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        walk = Walk(self.schema, fragments, coerced, operation)
+        planned = self.plan(operation, walk, plans, key)
+        if planned is None:
+            return None
+        _, plan = planned
         try:
-            data = await self._run(plan, coerced, context)
+            data = await self._run(plan, walk, context)
         except _Outage as outage:
             error = GraphQLError(
                 outage.error.message, path=[outage.key], original_error=outage.error
             )
             return ExecutionResult(data=None, errors=[error])
-        except (Abort, ServiceError, GraphQLError):
+        except (Abort, TwoFilters, ServiceError, GraphQLError):
             # The request's own data or arguments: normal execution reports the error.
             self.fallbacks += 1
             return None
@@ -685,28 +520,26 @@ class CompiledExecutor:
                 "compiled plan failed; normal execution serves operation %r from now on",
                 operation_name,
             )
-            plans[operation_name] = None
+            plans.by_key[key] = None
             self.failures += 1
             self.fallbacks += 1
             return None
         self.compiled += 1
         return ExecutionResult(data=data)
 
-    async def _run(self, plan: Plan, variables: VariableValues, context: Any) -> dict[str, Any]:
+    async def _run(self, plan: Plan, walk: Walk, context: Any) -> dict[str, Any]:
         data: dict[str, Any] = {}
         storage, owner = context.storage, context.owner
         # Sessions asked only for their own fields (aliases side by side): one find for all.
         flat = [
             r
             for r in plan.roots
-            if r.session is not None
-            and r.kind == "session"
-            and not (r.session.windows or r.session.lookups)
+            if r.shape is not None and r.kind == "session" and not r.shape.nested
         ]
         found: dict[str, Doc] = {}
         if flat:
-            ids = [r.args.values(variables)["id"] for r in flat]  # type: ignore[union-attr]
-            fields = frozenset().union(*(r.session.fields for r in flat))  # type: ignore[union-attr]
+            ids = [r.args.values(walk)["id"] for r in flat]  # type: ignore[union-attr]
+            fields = frozenset().union(*(r.shape.fields for r in flat))  # type: ignore[union-attr]
             try:
                 found = await storage.sessions.get_sessions(ids, fields, owner=owner)
             except DatabaseUnavailable as exc:
@@ -715,39 +548,37 @@ class CompiledExecutor:
         for root in plan.roots:
             if id(root) in flat_roots:
                 assert root.args is not None and root.build is not None
-                doc = found.get(root.args.values(variables)["id"])
-                data[root.key] = (
-                    None if doc is None else root.build(doc, Env(context.caller, plan.sites))
-                )
+                doc = found.get(root.args.values(walk)["id"])
+                data[root.key] = None if doc is None else root.build(doc, Env(context.caller, 0))
                 continue
             if root.kind == "typename":
                 data[root.key] = "Query"
                 continue
-            env = Env(context.caller, plan.sites)
             if root.kind == "viewer":
                 assert root.build is not None
-                data[root.key] = root.build(None, env)
+                data[root.key] = root.build(None, Env(context.caller, 0))
                 continue
-            assert root.session is not None and root.args is not None and root.build is not None
-            args = root.args.values(variables)
+            assert root.shape is not None and root.args is not None and root.build is not None
+            env = Env(context.caller, root.shape.size)
+            args = root.args.values(walk)
             session_id = args["id"] if root.kind == "session" else args["sessionId"]
             env.session_id = session_id
-            read, targets = _session_read(root.session, env, variables)
+            planned = root.shape.read(walk, strict=True)
+            assert planned is not None
             try:
-                view = await storage.sessions.read_session(session_id, read, owner=owner)
+                view = await storage.sessions.read_session(session_id, planned.read, owner=owner)
             except DatabaseUnavailable as exc:
                 raise _Outage(root.key, exc) from exc
             if view is None:
                 data[root.key] = None
                 continue
-            for kind, index, n in targets:
-                if kind == "m":
-                    env.pages[index] = view.message_pages[n]
-                elif kind == "r":
-                    env.pages[index] = view.run_pages[n]
-                else:
-                    env.lookups[index] = view.runs[n]
-            env.chunks = view.chunks
+            for (index, _), page in zip(planned.message_keys, view.message_pages, strict=True):
+                env.pages[index] = page
+            for (index, _), page in zip(planned.run_keys, view.run_pages, strict=True):
+                env.pages[index] = page
+            for (index, *_), run in zip(planned.lookup_keys, view.runs, strict=True):
+                env.lookups[index] = run
+            env.specs, env.chunks = planned.chunk_specs, view.chunks
             if root.kind == "session":
                 data[root.key] = root.build(view.doc, env)
             else:

@@ -10,19 +10,24 @@ in MongoDB is ``storage.layout``'s business; this map is about record ↔ GraphQ
 Fields computed by a resolver (``Run.sessionId``, ``Message.retrievedContext``, …) are not
 here: they are declared by their resolvers.
 
-Adding a plain field, say ``RetrievedChunk.page``: its key here (``CHUNK_KEYS``); then the
-declarations that carry a type and a description: the GraphQL type's attribute
-(``schema.types.RetrievedChunk``), the input's (``schema.inputs.RetrievedChunkInput``),
-the REST shape's (``rest.shapes.Chunk``) and the record's (``storage.model.ChunkRecord``).
-Look-ahead, compiled leaves, ``from_doc``, the write, the REST selection and reshaping and
-the OpenAPI document follow; ``tests/test_field_map.py`` fails until all agree.
+A retrieved chunk goes further: its fields are declared once, with their types and
+descriptions, in ``storage.model.ChunkRecord`` (``CHUNK_FIELDS`` reads them), and every
+other declaration is built from that: the GraphQL type ``schema.types.RetrievedChunk``,
+the input ``schema.inputs.RetrievedChunkInput``, the REST shape ``rest.shapes.Chunk`` and
+this map's entry. Adding ``RetrievedChunk.page`` is one line in ``ChunkRecord``,
+``page: Annotated[int | None, About("The page it was found on.")]``; it is then written by
+``recordRun``, stored under its key, read back in both execution modes, shown by REST
+and described in the OpenAPI document (``tests/test_chunk_field.py`` does exactly that).
 """
 
 from __future__ import annotations
 
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
+
+from agent_sessions.storage.model import About, ChunkRecord
 
 
 def camel(name: str) -> str:
@@ -57,11 +62,33 @@ def _fields(*specs: str | Field) -> tuple[Field, ...]:
     return tuple(Field(s) if isinstance(s, str) else s for s in specs)
 
 
-# A retrieved chunk in REST is spelled as its record: the keys without a default.
-CHUNK_KEYS = (
-    "id", "text", "score", "retrieval_score", "reranker_score", "source_id", "source_name",
-    "knowledge_base_id", "kb_name", "indexing_strategy", "meta",
-)  # fmt: skip
+@dataclass(frozen=True, slots=True)
+class RecordField:
+    """A field of a record declared with ``About``: its key, its type (``None`` taken out:
+    ``optional`` says whether null is a value) and what it means."""
+
+    key: str
+    type: Any
+    optional: bool
+    about: About
+
+
+def record_fields(record: type) -> tuple[RecordField, ...]:
+    """The ``About``-annotated fields of a ``TypedDict`` record, in declaration order."""
+    out = []
+    for key, hint in get_type_hints(record, include_extras=True).items():
+        assert get_origin(hint) is Annotated, f"{record.__name__}.{key} has no About"
+        base, *meta = get_args(hint)
+        [about] = [m for m in meta if isinstance(m, About)]
+        if get_origin(base) in (Union, types.UnionType) and type(None) in get_args(base):
+            [base] = [a for a in get_args(base) if a is not type(None)]
+            out.append(RecordField(key, base, True, about))
+        else:
+            out.append(RecordField(key, base, False, about))
+    return tuple(out)
+
+
+CHUNK = record_fields(ChunkRecord)
 
 FIELDS: dict[str, tuple[Field, ...]] = {
     "Session": _fields(
@@ -99,10 +126,8 @@ FIELDS: dict[str, tuple[Field, ...]] = {
         *(Field(f"{k}_tokens", rest=f"{k}Tokens") for k in ("input", "output", "reasoning")),
         Field("total_tokens", rest="totalTokens"),
     ),
-    "RetrievedChunk": _fields(
-        *(Field(key, rest=SAME) for key in CHUNK_KEYS),
-        Field("included_in_context", default=True, rest=SAME),
-    ),
+    # A retrieved chunk in REST is spelled as its record.
+    "RetrievedChunk": tuple(Field(f.key, default=f.about.default, rest=SAME) for f in CHUNK),
     "Viewer": (),
 }
 

@@ -1,17 +1,37 @@
-"""Look-ahead: which stored fields a selection set needs.
+"""Look-ahead: what a selection selects, and which stored fields that reads.
+
+``Walk`` is the one selection walker: graphql-core's own field collection
+(``collect_fields``/``collect_subfields``, as its executor runs it), so ``@skip`` and
+``@include`` (literal or variable), fragments, inline fragments and type conditions count
+exactly as execution counts them, and fields merge by response key. The planner, the
+compiled builders and the resolvers' loader keys all walk through it, so they agree on
+what is selected.
 
 The tables map each GraphQL field to the stored fields it reads; a read asks storage for
-the union over the fields selected, so bytes read follow the fields asked for. Fragments
-are followed; ``@skip``/``@include`` are ignored (reading a field too many is harmless).
+the union over the fields selected, so bytes read follow the fields asked for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from graphql import FieldNode, FragmentSpreadNode, GraphQLResolveInfo, InlineFragmentNode
-from graphql.language import FragmentDefinitionNode, SelectionSetNode
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    GraphQLObjectType,
+    GraphQLResolveInfo,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    get_named_type,
+)
+from graphql.execution.collect_fields import (
+    FieldDetails,
+    FragmentDetails,
+    collect_fields,
+    collect_subfields,
+)
+from graphql.execution.values import VariableValues
 
 from .fields import FIELDS, stored
 
@@ -43,76 +63,149 @@ RUN_READS = _reads(
 )  # fmt: skip
 CHUNK_READS = _reads("RetrievedChunk", {})
 
+# Where a connection's items are selected: under ``nodes`` and under ``edges.node``.
 CONNECTION_ITEMS = (("nodes",), ("edges", "node"))
 
-
-def collect_fields(
-    selection_set: SelectionSetNode | None,
-    fragments: Mapping[str, FragmentDefinitionNode],
-    out: dict[str, list[FieldNode]],
-    *,
-    by_alias: bool = False,
-) -> dict[str, list[FieldNode]]:
-    """The fields under ``selection_set`` (following fragments) into ``out``, by field
-    name, or with ``by_alias`` by response key as the executor merges them."""
-    for sel in selection_set.selections if selection_set is not None else ():
-        if isinstance(sel, FieldNode):
-            key = sel.alias.value if by_alias and sel.alias else sel.name.value
-            out.setdefault(key, []).append(sel)
-        elif isinstance(sel, InlineFragmentNode):
-            collect_fields(sel.selection_set, fragments, out, by_alias=by_alias)
-        elif isinstance(sel, FragmentSpreadNode):
-            fragment = fragments.get(sel.name.value)
-            if fragment is not None:
-                collect_fields(fragment.selection_set, fragments, out, by_alias=by_alias)
-    return out
+Fields = dict[str, list[FieldNode]]  # response key → the field nodes merged under it
 
 
-def children(
-    nodes: Iterable[FieldNode], fragments: Mapping[str, FragmentDefinitionNode]
-) -> dict[str, list[FieldNode]]:
-    """The fields selected under ``nodes``, by field name (not alias)."""
-    out: dict[str, list[FieldNode]] = {}
-    for node in nodes:
-        collect_fields(node.selection_set, fragments, out)
-    return out
+def variables_of(values: VariableValues | Mapping[str, Any]) -> VariableValues:
+    """graphql-core's ``VariableValues`` from what the caller has. Strawberry's executor
+    hands resolvers the coerced values alone; the sources matter only to fragment
+    variables, which the schema does not enable."""
+    if isinstance(values, VariableValues):
+        return values
+    return VariableValues(sources={}, coerced=dict(values))
 
 
-def descend(
-    nodes: Iterable[FieldNode],
-    fragments: Mapping[str, FragmentDefinitionNode],
-    paths: Iterable[tuple[str, ...]],
-) -> dict[str, list[FieldNode]]:
-    """The fields selected under each of ``paths`` below ``nodes``, merged."""
-    out: dict[str, list[FieldNode]] = {}
-    for path in paths:
-        level = list(nodes)
+class Walk:
+    """Field collection over one operation with one request's variables."""
+
+    __slots__ = ("_fragments", "operation", "schema", "variables")
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        fragments: Mapping[str, FragmentDefinitionNode],
+        variables: VariableValues | Mapping[str, Any],
+        operation: OperationDefinitionNode,
+    ) -> None:
+        self.schema, self.operation = schema, operation
+        self.variables = variables_of(variables)
+        self._fragments = {name: FragmentDetails(f) for name, f in fragments.items()}
+
+    @classmethod
+    def of(cls, info: GraphQLResolveInfo) -> Walk:
+        return cls(info.schema, info.fragments, info.variable_values, info.operation)
+
+    def roots(self, query: GraphQLObjectType) -> Fields:
+        """The operation's root fields, by response key, in order."""
+        collected = collect_fields(
+            self.schema, self._fragments, self.variables, query, self.operation
+        )
+        return _nodes(collected.grouped_field_set)
+
+    def fields(self, type_: GraphQLObjectType, nodes: Sequence[FieldNode]) -> Fields:
+        """The fields selected under ``nodes`` (fields of an object of ``type_``), by
+        response key, in first-seen order: what the executor would complete."""
+        collected = collect_subfields(
+            self.schema,
+            self._fragments,
+            self.variables,
+            self.operation,
+            type_,
+            [FieldDetails(node, None) for node in nodes],
+        )
+        return _nodes(collected.grouped_field_set)
+
+    def names(self, type_: GraphQLObjectType, nodes: Sequence[FieldNode]) -> set[str]:
+        """The names of the fields selected under ``nodes`` (aliases aside)."""
+        return {found[0].name.value for found in self.fields(type_, nodes).values()}
+
+    def child(self, type_: GraphQLObjectType, name: str) -> GraphQLObjectType:
+        """The object type field ``name`` of ``type_`` returns (lists and non-null aside)."""
+        named = get_named_type(type_.fields[name].type)
+        assert isinstance(named, GraphQLObjectType), f"{type_.name}.{name} is not an object"
+        return named
+
+    def groups(
+        self, type_: GraphQLObjectType, nodes: Sequence[FieldNode], path: Iterable[str]
+    ) -> list[tuple[GraphQLObjectType, list[FieldNode]]]:
+        """The field groups (one per response key) reached from ``nodes`` by the field
+        names of ``path``, each with the type its items are."""
+        level = [(type_, list(nodes))]
         for name in path:
-            level = children(level, fragments).get(name, [])
-        for name, found in children(level, fragments).items():
-            out.setdefault(name, []).extend(found)
-    return out
+            level = [
+                (self.child(t, name), found)
+                for t, group in level
+                for found in self.fields(t, group).values()
+                if found[0].name.value == name
+            ]
+        return level
+
+    def items(
+        self, connection: GraphQLObjectType, nodes: Sequence[FieldNode]
+    ) -> list[tuple[GraphQLObjectType, list[FieldNode]]]:
+        """A connection's item groups: those under ``nodes`` and under ``edges.node``."""
+        return [
+            found for path in CONNECTION_ITEMS for found in self.groups(connection, nodes, path)
+        ]
+
+    def reads(
+        self,
+        type_: GraphQLObjectType,
+        nodes: Sequence[FieldNode],
+        table: Mapping[str, tuple[str, ...]],
+        paths: Iterable[tuple[str, ...]] = ((),),
+    ) -> frozenset[str]:
+        """The stored fields read by what is selected at each of ``paths`` below ``nodes``."""
+        return frozenset(
+            f
+            for path in paths
+            for t, group in self.groups(type_, nodes, path)
+            for name in self.names(t, group)
+            for f in table.get(name, ())
+        )
 
 
-def reads(selected: Iterable[str], table: Mapping[str, tuple[str, ...]]) -> frozenset[str]:
-    """The stored fields that the selected GraphQL fields read."""
-    return frozenset(f for name in selected for f in table.get(name, ()))
+def _nodes(grouped: Mapping[str, list[FieldDetails]]) -> Fields:
+    return {key: [d.node for d in details] for key, details in grouped.items()}
 
 
 class Selection:
-    """The current field's selection, computed once per field node set and request."""
+    """One context's look-ahead: the walker of the operation being executed, and what was
+    computed from the current field's nodes (sibling resolvers of a list share their field
+    nodes). A context can serve several operations in turn (the REST shim pages through
+    one), so both are per operation and variables."""
 
-    __slots__ = ("_cache",)
+    __slots__ = ("_cache", "_for", "_walk")
 
     def __init__(self) -> None:
         self._cache: dict[tuple[object, ...], object] = {}
+        self._walk: Walk | None = None
+        self._for: tuple[object, object] | None = None
 
-    def of(self, info: GraphQLResolveInfo, key: str, compute) -> object:
-        """``compute(field_nodes, fragments)``, cached for these field nodes and ``key``."""
+    def walk(self, info: GraphQLResolveInfo) -> Walk:
+        current = self._for
+        if (
+            current is None
+            or current[0] is not info.operation
+            or current[1] is not info.variable_values
+        ):
+            # held, not just compared by id, so a later execution cannot reuse the ids
+            self._for = (info.operation, info.variable_values)
+            self._walk = Walk.of(info)
+            self._cache.clear()
+        assert self._walk is not None
+        return self._walk
+
+    def of(self, info: GraphQLResolveInfo, key: str, compute: Callable[[Walk], Any]) -> Any:
+        """``compute(walk)``, cached for the current field's nodes and ``key``."""
+        walk = self.walk(info)
         cache_key = (key, *map(id, info.field_nodes))
         try:
             return self._cache[cache_key]
         except KeyError:
-            value = compute(info.field_nodes, info.fragments)
+            value = compute(walk)
             self._cache[cache_key] = value
             return value

@@ -4,11 +4,11 @@ the read made through the request's loaders. Results are storage's records and p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from graphql import GraphQLResolveInfo, VariableNode
+from graphql import GraphQLObjectType, GraphQLResolveInfo, VariableNode, get_named_type
 
 from agent_sessions.errors import BadInput
 from agent_sessions.storage.model import (
@@ -25,15 +25,12 @@ from .context import Context
 from .cursors import decode_session_cursor
 from .lookahead import (
     CHUNK_READS,
-    CONNECTION_ITEMS,
     MESSAGE_READS,
     RUN_READS,
     SESSION_READS,
-    children,
-    descend,
-    reads,
+    Walk,
 )
-from .prefetch import plan_run, plan_session, prime
+from .planner import plan_run, plan_session, prime
 from .sessions import metadata_filter
 from .specs import bounded, chunk_spec, message_spec, run_spec
 
@@ -69,45 +66,52 @@ def _explicit(info: Any, name: str) -> bool:
 # --- look-ahead: the stored fields a selection reads --------------------------------------
 
 
-def _selected(info: Any, key: str, compute) -> Any:
-    return _context(info).selection.of(_raw(info), key, compute)
+def _selected(info: Any, key: str, compute: Callable[[Walk, GraphQLObjectType], Any]) -> Any:
+    """``compute(walk, type)`` for the current field (``type``: what it returns), once per
+    field group and request."""
+    raw = _raw(info)
+
+    def run(walk: Walk) -> Any:
+        type_ = get_named_type(raw.return_type)
+        assert isinstance(type_, GraphQLObjectType)
+        return compute(walk, type_)
+
+    return _context(info).selection.of(raw, key, run)
 
 
 def session_fields(info: Any, paths: tuple[tuple[str, ...], ...] = ((),)) -> frozenset[str]:
     """Stored session fields read under the current field (at ``paths``)."""
-
-    def compute(nodes, fragments):
-        return reads(descend(nodes, fragments, paths), SESSION_READS) | {"user_id"}
-
-    return _selected(info, f"session{paths}", compute)
+    return _selected(
+        info,
+        f"session{paths}",
+        lambda walk, t: walk.reads(t, _raw(info).field_nodes, SESSION_READS, paths) | {"user_id"},
+    )
 
 
 def item_fields(info: Any, table: Mapping[str, tuple[str, ...]], key: str) -> frozenset[str]:
     """Stored message/run fields read by a connection's items (``nodes`` and ``edges.node``)."""
 
-    def compute(nodes, fragments):
-        return reads(descend(nodes, fragments, CONNECTION_ITEMS), table)
+    def compute(walk: Walk, connection: GraphQLObjectType) -> frozenset[str]:
+        items = walk.items(connection, _raw(info).field_nodes)
+        return frozenset().union(*(walk.reads(item, group, table) for item, group in items))
 
     return _selected(info, key, compute)
 
 
 def list_fields(info: Any, table: Mapping[str, tuple[str, ...]], key: str) -> frozenset[str]:
-    """Stored fields read by the items of a plain list field."""
-
-    def compute(nodes, fragments):
-        return reads(children(nodes, fragments), table)
-
-    return _selected(info, key, compute)
+    """Stored fields read by the current field's object (or a list's items)."""
+    return _selected(info, key, lambda walk, t: walk.reads(t, _raw(info).field_nodes, table))
 
 
 def connection_wants(info: Any, *path: str) -> bool:
     """Whether the connection's selection includes ``path`` (e.g. ``totalCount``)."""
 
-    def compute(nodes, fragments):
-        level = list(nodes)
-        for name in path:
-            level = children(level, fragments).get(name, [])
-        return bool(level)
+    def compute(walk: Walk, connection: GraphQLObjectType) -> bool:
+        parent_path, last = path[:-1], path[-1]
+        return any(
+            last in walk.names(t, group)
+            for t, group in walk.groups(connection, _raw(info).field_nodes, parent_path)
+        )
 
     return _selected(info, f"wants{path}", compute)
 
@@ -120,13 +124,14 @@ async def session(info: Any, session_id: str) -> SessionRecord | None:
     read in one aggregate and handed to the loaders the nested fields will ask."""
     ctx = _context(info)
     fields = session_fields(info)
-    plan = _selected(info, "plan", lambda _nodes, _fragments: plan_session(_raw(info), fields))
-    if plan is None:
+    shape = _selected(info, "plan", lambda walk, _t: plan_session(walk, _raw(info).field_nodes))
+    planned = shape.read(ctx.selection.walk(_raw(info)), strict=False) if shape.nested else None
+    if planned is None:
         return await ctx.loaders.session.load((session_id, fields))
-    view = await ctx.loaders.session_read.load((session_id, plan.read))
+    view = await ctx.loaders.session_read.load((session_id, planned.read))
     if view is None:
         return None
-    prime(ctx.loaders, session_id, plan, view)
+    prime(ctx.loaders, session_id, planned, view)
     ctx.loaders.session.prime((session_id, fields), view.doc)
     return view.doc
 
@@ -244,15 +249,15 @@ async def run(info: Any, session_id: str, run_id: str) -> RunRecord | None:
 
 async def run_with_chunks(info: Any, session_id: str, run_id: str) -> RunRecord | None:
     """``Query.run``: when its chunks are selected, the run and its chunks in one read."""
-    fields = list_fields(info, RUN_READS, "run")
-    plan = _selected(info, "run-plan", lambda _n, _f: plan_run(_raw(info), run_id, fields))
-    if plan is None:
-        return await run(info, session_id, run_id)
     ctx = _context(info)
-    view = await ctx.loaders.session_read.load((session_id, plan.read))
+    shape = _selected(info, "run-plan", lambda walk, _t: plan_run(walk, _raw(info).field_nodes))
+    planned = shape.read(ctx.selection.walk(_raw(info)), strict=False)
+    if planned is None or not planned.chunked:
+        return await run(info, session_id, run_id)
+    view = await ctx.loaders.session_read.load((session_id, planned.read))
     if view is None:
         return None
-    prime(ctx.loaders, session_id, plan, view)
+    prime(ctx.loaders, session_id, planned, view)
     return view.runs[0]
 
 

@@ -1,5 +1,5 @@
 """Field arguments → what to read: the one place that turns a connection's or a chunk
-field's arguments into storage specs. Normal resolvers, the prefetch planner and compiled
+field's arguments into storage specs. Normal resolvers, the read planner and compiled
 plans all build their specs here, so the same arguments always make the same (equal,
 hashable) spec, which is what lets a primed loader answer a nested resolver."""
 

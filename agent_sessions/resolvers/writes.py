@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_origin
 
 from agent_sessions.errors import BadInput, Forbidden
 from agent_sessions.storage.model import RunRecord, SessionRecord
 from agent_sessions.storage.sessions import message_document, new_id, now, run_document
 
 from .context import Context
-from .fields import FIELDS
+from .fields import CHUNK, camel
 from .validation import client_id, json_object, name
 
 Doc = dict[str, Any]
@@ -45,12 +45,17 @@ def usage_doc(u: Any | None) -> Doc | None:
 
 
 def chunk_doc(c: Any, n: int) -> Doc:
+    """A chunk input as its record: the input's attributes are the record's keys
+    (``storage.model.ChunkRecord``), JSON objects checked, defaults for left-out values."""
     where = f"retrievedContext[{n}]"
     name(c.id, f"{where}.id")
-    # The input's attributes are the record keys (the field map's); two need a check.
-    doc = {f.record: getattr(c, f.record) for f in FIELDS["RetrievedChunk"]}
-    doc["meta"] = json_object(c.meta, f"{where}.meta") if c.meta is not None else {}
-    doc["included_in_context"] = c.included_in_context is not False
+    doc = {}
+    for f in CHUNK:
+        value = getattr(c, f.key)
+        if value is not None and (f.type is dict or get_origin(f.type) is dict):
+            value = json_object(value, f"{where}.{camel(f.key)}")
+        doc[f.key] = f.about.default if value is None else value
+    doc["meta"] = doc["meta"] or {}  # stored as an object, empty when none was given
     return doc
 
 

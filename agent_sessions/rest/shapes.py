@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 
 from agent_sessions.agents.runs import MAX_MESSAGE_CHARS
+from agent_sessions.resolvers.fields import CHUNK, RecordField
 from agent_sessions.resolvers.validation import CLIENT_ID_PATTERN, NAME_PATTERN, NON_BLANK_PATTERN
 from agent_sessions.storage.model import RunStatus
 
@@ -74,19 +75,15 @@ class SessionDetail(_Shape):
     updatedAt: str
 
 
-class Chunk(_Shape):
-    id: str
-    text: str
-    score: float | None
-    retrieval_score: float | None
-    reranker_score: float | None
-    source_id: str | None
-    source_name: str | None
-    knowledge_base_id: str | None
-    kb_name: str | None
-    indexing_strategy: str | None
-    meta: dict[str, Any] | None
-    included_in_context: bool
+def _shape_type(f: RecordField) -> Any:
+    return f.type | None if f.optional else f.type
+
+
+# A chunk as REST shows it: its record's keys and types (``storage.model.ChunkRecord``),
+# every key always present.
+Chunk = create_model(
+    "Chunk", __base__=_Shape, __module__=__name__, **{f.key: (_shape_type(f), ...) for f in CHUNK}
+)
 
 
 class ChatMessage(_Shape):

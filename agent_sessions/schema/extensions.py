@@ -22,7 +22,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from agent_sessions.errors import DatabaseUnavailable, ServiceError
-from agent_sessions.resolvers.compiled import CompiledExecutor, Plans
+from agent_sessions.resolvers.compiled import CompiledExecutor, DocumentPlans
 
 log = logging.getLogger("agent_sessions.graphql")
 
@@ -86,7 +86,7 @@ class ErrorCodes(SchemaExtension):
 @dataclass(slots=True)
 class CachedDocument:
     document: DocumentNode
-    plans: Plans = field(default_factory=dict)
+    plans: DocumentPlans = field(default_factory=DocumentPlans)
 
 
 class Documents:

@@ -6,7 +6,10 @@ from typing import Any
 import strawberry
 from strawberry import ID, UNSET
 
+from agent_sessions.resolvers.fields import CHUNK
+
 from .enums import Role, RunStatusEnum
+from .records import input_type
 from .scalars import JSON, DateTime
 
 
@@ -78,22 +81,12 @@ class TokenUsageInput(_Input):
     total_tokens: int | None = given("All tokens of the run (0 or more).")
 
 
-@strawberry.input(description="A knowledge-base chunk fetched during the run's retrieval.")
-class RetrievedChunkInput(_Input):
-    id: ID = required("The chunk's id.")
-    text: str = required("The chunk's text.")
-    score: float | None = given("The final score (the reranker's, when there is one).")
-    retrieval_score: float | None = given("The retriever's score.")
-    reranker_score: float | None = given("The reranker's score.")
-    source_id: ID | None = given("The id of the document the chunk comes from.")
-    source_name: str | None = given("The name of that document, such as Q3-2025.pdf.")
-    knowledge_base_id: ID | None = given("The knowledge base's id.")
-    kb_name: str | None = given("The knowledge base's name.")
-    indexing_strategy: str | None = given("How the source was indexed, such as chunk_embed.")
-    meta: JSON | None = given("Anything else to keep with the chunk (a JSON object).")
-    included_in_context: bool | None = given(
-        "Whether the chunk went into the model's context.", default=True
-    )
+RetrievedChunkInput = input_type(
+    "RetrievedChunkInput",
+    CHUNK,
+    "A knowledge-base chunk fetched during the run's retrieval.",
+    _Input,
+)
 
 
 @strawberry.input(

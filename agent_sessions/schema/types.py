@@ -9,10 +9,11 @@ from strawberry import ID, UNSET, Info
 from agent_sessions.errors import NotFound
 from agent_sessions.resolvers import reads
 from agent_sessions.resolvers.cursors import position_cursor, session_cursor
-from agent_sessions.resolvers.fields import from_record
+from agent_sessions.resolvers.fields import CHUNK, from_record
 from agent_sessions.storage.model import Page
 
 from .enums import Role, RunStatusEnum
+from .records import output_type
 from .scalars import JSON, DateTime
 
 T = TypeVar("T")
@@ -101,32 +102,16 @@ class TokenUsage:
     total_tokens: int | None = doc("All tokens of the run.")
 
 
-@strawberry.type(
-    description="A knowledge-base chunk fetched during a run's retrieval, with its scores "
-    "and source; a run's chunks come in retrieval rank order, as recorded."
+RetrievedChunk = output_type(
+    "RetrievedChunk",
+    CHUNK,
+    "A knowledge-base chunk fetched during a run's retrieval, with its scores and source; "
+    "a run's chunks come in retrieval rank order, as recorded.",
+    from_doc=classmethod(lambda cls, d: cls(**from_record("RetrievedChunk", d))),
 )
-class RetrievedChunk:
-    id: ID = doc("The chunk's id.")
-    text: str = doc("The chunk's text.")
-    score: float | None = doc("The chunk's final score (the reranker's, when there is one).")
-    retrieval_score: float | None = doc("The retriever's score.")
-    reranker_score: float | None = doc("The reranker's score.")
-    source_id: ID | None = doc("The id of the document the chunk comes from.")
-    source_name: str | None = doc("The name of that document, such as Q3-2025.pdf.")
-    knowledge_base_id: ID | None = doc("The knowledge base's id.")
-    kb_name: str | None = doc("The knowledge base's name, such as Finance docs.")
-    indexing_strategy: str | None = doc("How the source was indexed, such as chunk_embed.")
-    meta: JSON | None = doc("Anything else recorded with the chunk (a JSON object).")
-    included_in_context: bool = doc(
-        "Whether the chunk went into the model's context (false: retrieved, then left out)."
-    )
-
-    @classmethod
-    def from_doc(cls, d: dict[str, Any]) -> "RetrievedChunk":
-        return cls(**from_record("RetrievedChunk", d))
 
 
-def chunks(docs: list[dict[str, Any]]) -> list[RetrievedChunk]:
+def chunks(docs: list[dict[str, Any]]) -> list[Any]:  # RetrievedChunk objects
     return [RetrievedChunk.from_doc(d) for d in docs]
 
 

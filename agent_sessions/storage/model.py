@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 Role = Literal["user", "assistant", "tool", "system"]
 RunStatus = Literal["QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]
@@ -31,19 +31,63 @@ class ToolCallRecord(TypedDict):
     arguments: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class About:
+    """What a record field means, for the layers that show it: its description (``input``:
+    the write's wording, where it differs), whether it is an identifier (GraphQL's ``ID``),
+    and the value that stands for an absent or null one."""
+
+    description: str
+    input: str = ""
+    identifier: bool = False
+    default: Any = None
+
+
 class ChunkRecord(TypedDict, total=False):
-    id: str
-    text: str
-    score: float | None
-    retrieval_score: float | None
-    reranker_score: float | None
-    source_id: str | None
-    source_name: str | None
-    knowledge_base_id: str | None
-    kb_name: str | None
-    indexing_strategy: str | None
-    meta: JSONObject | None
-    included_in_context: bool
+    """A retrieved chunk: the one declaration of its fields. Stored under these keys; the
+    field map (``resolvers.fields``) derives from it the GraphQL type and input, the REST
+    shape and so the OpenAPI document. A new field is a line here (and its tests)."""
+
+    id: Annotated[str, About("The chunk's id.", identifier=True)]
+    text: Annotated[str, About("The chunk's text.")]
+    score: Annotated[
+        float | None,
+        About(
+            "The chunk's final score (the reranker's, when there is one).",
+            input="The final score (the reranker's, when there is one).",
+        ),
+    ]
+    retrieval_score: Annotated[float | None, About("The retriever's score.")]
+    reranker_score: Annotated[float | None, About("The reranker's score.")]
+    source_id: Annotated[
+        str | None, About("The id of the document the chunk comes from.", identifier=True)
+    ]
+    source_name: Annotated[str | None, About("The name of that document, such as Q3-2025.pdf.")]
+    knowledge_base_id: Annotated[str | None, About("The knowledge base's id.", identifier=True)]
+    kb_name: Annotated[
+        str | None,
+        About(
+            "The knowledge base's name, such as Finance docs.", input="The knowledge base's name."
+        ),
+    ]
+    indexing_strategy: Annotated[
+        str | None, About("How the source was indexed, such as chunk_embed.")
+    ]
+    meta: Annotated[
+        JSONObject | None,
+        About(
+            "Anything else recorded with the chunk (a JSON object).",
+            input="Anything else to keep with the chunk (a JSON object).",
+        ),
+    ]
+    included_in_context: Annotated[
+        bool,
+        About(
+            "Whether the chunk went into the model's context (false: retrieved, then left out).",
+            input="Whether the chunk went into the model's context.",
+            default=True,
+        ),
+    ]
 
 
 class ReasoningRecord(TypedDict):
