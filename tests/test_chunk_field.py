@@ -1,7 +1,7 @@
 """Adding a field to ``RetrievedChunk`` is one line: a copy of the package with one line
 added to ``storage.model.ChunkRecord``, and nothing else, takes the field through a write
 (``recordRun``), stores it, serves it back in GraphQL in both execution modes, in REST,
-and describes it in the SDL and the OpenAPI document."""
+exports and imports it, and describes it in the SDL and the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -70,6 +70,17 @@ async def main():
                 out["rest_messages"] = (await c.get("/api/sessions/s1/messages")).json()
                 out["openapi"] = (await c.get("/api/openapi.json")).json()
                 out["sdl"] = schema.as_str()
+                # Export, then import into another database: the field goes along.
+                from agent_sessions.storage.transfer import export_sessions, import_session
+
+                [record] = [r async for r in export_sessions(storage)]
+                out["exported"] = [c.get("page") for r in record["runs"] for c in r["retrieved_context"]]
+                copy = await Storage.connect(uri, name + "_copy")
+                out["imported"] = (await import_session(copy, record)).status
+                [again] = [r async for r in export_sessions(copy)]
+                out["reimported"] = [c.get("page") for r in again["runs"] for c in r["retrieved_context"]]
+                await copy.client.drop_database(name + "_copy")
+                await copy.client.close()
         await app.state.services.agents.aclose()
         await storage.client.drop_database(name)
         await storage.client.close()
@@ -124,6 +135,8 @@ def test_a_chunk_field_added_in_one_place_goes_everywhere(mongo_uri: str, tmp_pa
     chunk_schema = out["openapi"]["components"]["schemas"]["Chunk"]
     assert "page" in chunk_schema["required"]
     assert chunk_schema["properties"]["page"]["anyOf"] == [{"type": "integer"}, {"type": "null"}]
+    assert out["exported"] == [7, None] and out["imported"] == "imported"
+    assert out["reimported"] == [7, None]  # export and import carry it too
     sdl = out["sdl"]
     assert '  """The page of its source it was found on."""\n  page: Int\n}' in sdl  # output
     assert sdl.count('"""The page of its source it was found on."""\n  page: Int\n') == 2  # input

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args, get_type_hints
 
 from pydantic import (
     AfterValidator,
@@ -33,6 +33,7 @@ from typing_extensions import TypedDict
 from agent_sessions.resolvers.validation import CLIENT_ID_PATTERN, NAME_PATTERN, check_json_keys
 
 from .layout import MAX_MESSAGE_BYTES
+from .model import About, ChunkRecord
 
 if TYPE_CHECKING:
     from . import Storage
@@ -88,20 +89,26 @@ class ExportedUsage(TypedDict):
     total_tokens: TokenCount | None
 
 
-@with_config(_STRICT)
-class ExportedChunk(TypedDict):
-    id: Name
-    text: str
-    score: float | None
-    retrieval_score: float | None
-    reranker_score: float | None
-    source_id: str | None
-    source_name: str | None
-    knowledge_base_id: str | None
-    kb_name: str | None
-    indexing_strategy: str | None
-    meta: JsonObject
-    included_in_context: bool
+def _exported_chunk() -> Any:
+    """The export's chunk: ``ChunkRecord``'s fields, so that a field declared there is
+    exported and imported too; every key required, the id and ``meta`` checked as a
+    write checks them."""
+    checked = {"id": Name, "meta": JsonObject}
+    hints = get_type_hints(ChunkRecord, include_extras=True)
+    fields = {key: checked.get(key, get_args(hint)[0]) for key, hint in hints.items()}
+    return with_config(_STRICT)(TypedDict("ExportedChunk", fields))  # type: ignore[operator]
+
+
+if TYPE_CHECKING:
+    ExportedChunk = ChunkRecord
+else:
+    ExportedChunk = _exported_chunk()
+
+# (key, the value that stands for an absent or null one), in ChunkRecord's order.
+_CHUNK_DEFAULTS = tuple(
+    (key, next(a for a in get_args(hint) if isinstance(a, About)).default)
+    for key, hint in get_type_hints(ChunkRecord, include_extras=True).items()
+)
 
 
 @with_config(_STRICT)
@@ -183,22 +190,13 @@ def _export_message(m: dict[str, Any]) -> dict[str, Any]:
 
 
 def _export_chunk(c: dict[str, Any]) -> dict[str, Any]:
-    g = c.get
-    included = g("included_in_context")
-    return {
-        "id": c["id"],
-        "text": c["text"],
-        "score": g("score"),
-        "retrieval_score": g("retrieval_score"),
-        "reranker_score": g("reranker_score"),
-        "source_id": g("source_id"),
-        "source_name": g("source_name"),
-        "knowledge_base_id": g("knowledge_base_id"),
-        "kb_name": g("kb_name"),
-        "indexing_strategy": g("indexing_strategy"),
-        "meta": g("meta") or {},
-        "included_in_context": True if included is None else included,
+    get = c.get
+    out = {
+        key: default if (value := get(key)) is None else value for key, default in _CHUNK_DEFAULTS
     }
+    if out["meta"] is None:
+        out["meta"] = {}  # the format's meta is an object
+    return out
 
 
 def _export_run(r: dict[str, Any]) -> dict[str, Any]:
