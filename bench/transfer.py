@@ -185,4 +185,4 @@ def table(figures: dict[str, Any]) -> str:
 
 async def run(uri: str, quick: bool) -> dict[str, Any]:
     sessions = QUICK_SESSIONS if quick else FULL_SESSIONS
-    return await measure(uri, sessions=sessions, rounds=1 if quick else 3)
+    return await measure(uri, sessions=sessions, rounds=1 if quick else 2)
