@@ -21,7 +21,9 @@ the API), and the search index filled by ``SessionStore.reindex``.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import random
 import statistics
 import sys
@@ -39,6 +41,7 @@ from agent_sessions.app import build_app
 from agent_sessions.settings import Settings
 from agent_sessions.storage import Storage
 from agent_sessions.storage.build import build_session
+from agent_sessions.storage.embedded import start_embedded
 from agent_sessions.storage.search import SearchIndex
 
 from .data import WORDS
@@ -227,10 +230,14 @@ async def metadata_rows(uri: str, tmp: Path, quick: bool) -> dict[str, Any]:
     }
 
 
-async def run(uri: str, quick: bool) -> dict[str, Any]:
+ROWS = {"metadata": "metadata_rows", "fork": "fork_rows", "search": "search_rows"}
+
+
+async def run(uri: str, quick: bool, only: tuple[str, ...] = tuple(ROWS)) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="agent-sessions-beyond-") as tmp:
         out: dict[str, Any] = {}
-        for rows in (metadata_rows, fork_rows, search_rows):
+        for name in only:
+            rows = globals()[ROWS[name]]
             t = time.perf_counter()
             out |= await rows(uri, Path(tmp), quick)
             print(f"{rows.__name__} measured in {time.perf_counter() - t:.1f}s", file=sys.stderr)
@@ -250,5 +257,24 @@ def table(figures: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-if __name__ == "__main__":  # python -m bench.beyond URI [--quick]: these rows alone
-    print(table(asyncio.run(run(sys.argv[1], "--quick" in sys.argv))))
+def main() -> None:
+    """``python -m bench.beyond [--uri URI] [--quick] [--only fork|search|metadata ...]``:
+    these rows alone, against ``URI`` or a fresh embedded database."""
+    parser = argparse.ArgumentParser(prog="python -m bench.beyond")
+    parser.add_argument("--uri", help="a MongoDB URI; default: a fresh embedded database")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", nargs="+", choices=tuple(ROWS), default=tuple(ROWS))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="agent-sessions-beyond-db-") as tmp:
+        server = None if args.uri else start_embedded(Path(tmp) / "data")
+        try:
+            uri = args.uri or server.uri  # type: ignore[union-attr]
+            figures = asyncio.run(run(uri, args.quick, tuple(args.only)))
+        finally:
+            if server is not None:
+                server.stop()
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
