@@ -417,6 +417,8 @@ def build_app(
             # No new runs from here; the ones in progress get run_drain_s to finish.
             await services.runs.drain(settings.run_drain_s)
             await services.agents.aclose()
+            if services._storage is not None and services._storage.sessions.search is not None:
+                await services._storage.sessions.search.settle()  # queued index writes
             if owned and services._storage is not None:
                 await services._storage.close(stop_embedded=embedded is None)
                 services._storage = None

@@ -122,6 +122,7 @@ async def _storage(settings: Settings, *, upgrade: bool = True) -> AsyncIterator
     try:
         yield storage
     finally:
+        await storage.sessions.search.settle()  # what the command queued
         storage.sessions.search.close()
         await storage.close()
 

@@ -172,6 +172,7 @@ async def test_a_fork_copies_the_pages_it_keeps_as_stored(storage: Storage, tmp_
     # The copies share the original's words in the search index: deleting either one
     # leaves the other found.
     index = storage.sessions.search
+    await index.settle()
     words = index._db.execute("SELECT count(*) FROM words").fetchall()[0][0]
     assert words < 24 + 2 * 8  # 24 messages, and fewer than 8 of each fork indexed again
     first = msgs[0]["content"]

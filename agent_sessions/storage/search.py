@@ -22,6 +22,7 @@ the retention sweep) and can be rebuilt from the database: ``agent-sessions rein
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import threading
 import unicodedata
@@ -36,11 +37,14 @@ import apsw
 
 from agent_sessions.errors import BadInput
 
+log = logging.getLogger("agent_sessions.storage")
+
 FILE = "search.sqlite3"
 BUSY_MS = 10_000
 MAX_QUERY_CHARS = 512
 MAX_TERMS = 16
 SNIPPET_CHARS = 160
+MAX_QUEUED = 16  # index writes queued before the next writer waits for its own
 # What makes a query term: a letter or digit (the same class in the OpenAPI document).
 WORD_CLASS = "[A-Za-z0-9\u00c0-\uffff]"
 WORD = re.compile(WORD_CLASS)
@@ -133,13 +137,16 @@ def _normal(text: str) -> str:
 def snippet(text: str, query_terms: Sequence[str], width: int = SNIPPET_CHARS) -> str:
     """The part of ``text`` around its first match, as HTML: escaped, each match in
     ``<mark>``. Matching is the index's: case and accents do not count."""
-    folded: list[str] = []
-    where: list[int] = []  # the position in ``text`` of each folded character
-    for i, c in enumerate(text):
-        for f in _normal(c):
-            folded.append(f)
-            where.append(i)
-    flat = "".join(folded)
+    if text.isascii():  # most text: folding keeps every character where it is
+        flat, where = text.lower(), range(len(text))
+    else:
+        folded: list[str] = []
+        where_folded: list[int] = []  # the position in ``text`` of each folded character
+        for i, c in enumerate(text):
+            for f in _normal(c):
+                folded.append(f)
+                where_folded.append(i)
+        flat, where = "".join(folded), where_folded
     spans: list[tuple[int, int]] = []
     for t in query_terms:
         words = [re.escape(w) for w in _normal(t).split()]
@@ -190,6 +197,8 @@ class SearchIndex:
                 self._db.execute("ROLLBACK")
                 raise
         self._lock = threading.Lock()
+        self._last: asyncio.Future[Any] | None = None  # the write queued last
+        self._queued = 0
 
     def _current(self) -> bool:
         tables = {name for (name,) in self._db.execute(_TABLES).fetchall()}
@@ -214,6 +223,41 @@ class SearchIndex:
                 return fn(*args)
 
         return await asyncio.to_thread(locked)
+
+    def _queue(self, fn: Any, *args: Any) -> asyncio.Future[Any]:
+        """Run a write after every write queued before it (in order, one at a time), in
+        the background: the caller may go on without waiting for it."""
+        before = self._pending()
+
+        async def write() -> Any:
+            if before is not None:
+                await asyncio.wait([before])
+            return await self._run(fn, *args)
+
+        task = asyncio.ensure_future(write())
+        self._queued += 1
+        task.add_done_callback(self._written)
+        self._last = task
+        return task
+
+    def _written(self, task: asyncio.Future[Any]) -> None:
+        """A queued write's end: a failure loses nothing stored (the messages are in the
+        database; ``agent-sessions reindex`` puts them back), so it is logged, not raised."""
+        self._queued -= 1
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("the search index missed a write: %s", task.exception())
+
+    def _pending(self) -> asyncio.Future[Any] | None:
+        last = self._last
+        if last is None or last.done() or last.get_loop() is not asyncio.get_running_loop():
+            return None
+        return last
+
+    async def settle(self) -> None:
+        """Wait for the writes queued so far (reads do, before they read)."""
+        last = self._pending()
+        if last is not None:
+            await asyncio.wait([last])
 
     # --- writes -------------------------------------------------------------------------
 
@@ -253,9 +297,14 @@ class SearchIndex:
                   messages: Sequence[tuple[int, dict[str, Any]]], *,
                   fresh: bool = False) -> None:  # fmt: skip
         """Index (or index again) messages of a session, each with its seq. ``fresh``: the
-        session has nothing indexed at these seqs yet (a new session): nothing to replace."""
+        session has nothing indexed at these seqs yet (a new session): nothing to replace.
+
+        Queued, not waited for: a write's reply does not wait for its words to be indexed
+        (they are, a moment later, before any search of this process reads the index)."""
         if messages:
-            await self._run(self._add, session_id, user_id, agent_id, messages, fresh)
+            task = self._queue(self._add, session_id, user_id, agent_id, list(messages), fresh)
+            if self._queued > MAX_QUEUED:  # a writer faster than the index (a rebuild) waits
+                await asyncio.wait([task])
 
     def _share(self, source_id: str, session_id: str, below: int) -> int:
         with self._db:
@@ -271,7 +320,7 @@ class SearchIndex:
         """Index the messages of ``source_id`` with seqs below ``below`` as ``session_id``'s
         too (a fork: the same seqs, owner and agent) without reading their words again;
         how many."""
-        return int(await self._run(self._share, source_id, session_id, below))
+        return int(await self._queue(self._share, source_id, session_id, below))
 
     _BY_SESSION = "SELECT rowid, text_id FROM hits WHERE session_id = ?"
     _BY_RUN = "SELECT rowid, text_id FROM hits WHERE session_id = ? AND run_id = ?"
@@ -282,10 +331,10 @@ class SearchIndex:
                 self._forget(rowid, text_id)
 
     async def delete_session(self, session_id: str) -> None:
-        await self._run(self._delete, self._BY_SESSION, (session_id,))
+        await self._queue(self._delete, self._BY_SESSION, (session_id,))
 
     async def delete_run(self, session_id: str, run_id: str) -> None:
-        await self._run(self._delete, self._BY_RUN, (session_id, run_id))
+        await self._queue(self._delete, self._BY_RUN, (session_id, run_id))
 
     def _clear(self) -> None:
         with self._db:
@@ -293,7 +342,7 @@ class SearchIndex:
             self._db.execute("DELETE FROM hits")
 
     async def clear(self) -> None:
-        await self._run(self._clear)
+        await self._queue(self._clear)
 
     # --- reads --------------------------------------------------------------------------
 
@@ -318,6 +367,7 @@ class SearchIndex:
     ) -> list[Hit]:
         """Hits for every term, best (BM25) or newest first."""
         expression = match_expression(query_terms, owner, agent_id)
+        await self.settle()
         return await self._run(self._search, expression, newest, limit, offset)
 
     def _count(self) -> int:
@@ -326,4 +376,5 @@ class SearchIndex:
 
     async def count(self) -> int:
         """How many messages are indexed."""
+        await self.settle()
         return await self._run(self._count)

@@ -1123,6 +1123,7 @@ class SessionStore:
             count += len(messages)
             if progress is not None:
                 progress(count)
+        await self.search.settle()  # rebuilt when this returns, not only queued
         return count
 
     async def index_metadata(self) -> int:
