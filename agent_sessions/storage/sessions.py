@@ -1379,7 +1379,9 @@ class SessionStore:
             session_id, run_id, owner, changes, list(new_messages), message_changes or {},
             running_only=True,
         )  # fmt: skip
-        if changed and changes.get("status") in TERMINAL:  # its words, once, when it ends
+        # Its words as stored: at each flush that brought text (at most every run_flush_s),
+        # and when it ends.
+        if changed and (new_messages or message_changes or changes.get("status") in TERMINAL):
             await self._index_run(session_id, run_id)
         return changed
 
