@@ -174,7 +174,10 @@ async def _reindex(storage: Storage) -> int:
         count = await storage.sessions.reindex(progress)
     finally:
         bar.close()
-    print(f"{count} message(s) indexed for search", file=sys.stderr)
+    assert storage.sessions.search is not None  # opened by _storage
+    indexed = await storage.sessions.search.count()
+    print(f"{indexed} message(s) indexed for search, {count - indexed} without text",
+          file=sys.stderr)  # fmt: skip
     return 0
 
 
