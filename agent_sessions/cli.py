@@ -31,6 +31,7 @@ from agent_sessions.resolvers.validation import describe
 from agent_sessions.settings import AgentConfig, Settings, load_settings, setting_sources
 from agent_sessions.storage import EmbeddedServerError, KeyRecord, Storage
 from agent_sessions.storage.embedded import start_embedded
+from agent_sessions.storage.mongo_search import SearchBackendError
 
 log = logging.getLogger("agent_sessions")
 
@@ -391,6 +392,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except apsw.Error as exc:  # the search index file of the data directory
         print(f"agent-sessions: the search index failed: {exc}", file=sys.stderr)
+        return 1
+    except SearchBackendError as exc:
+        print(f"agent-sessions: {exc}", file=sys.stderr)
         return 1
 
 

@@ -24,8 +24,7 @@ from tqdm import tqdm
 from agent_sessions.settings import Settings
 from agent_sessions.storage import Storage
 from agent_sessions.storage.migrate import migrate
-from agent_sessions.storage.search import FILE as SEARCH_FILE
-from agent_sessions.storage.search import SearchIndex
+from agent_sessions.storage.mongo_search import open_search
 from agent_sessions.storage.transfer import (
     ImportOutcome,
     count_sessions,
@@ -118,7 +117,13 @@ async def _storage(settings: Settings, *, upgrade: bool = True) -> AsyncIterator
         upgrade=upgrade,
     )
     # What these commands write (imports, the demo) goes into the search index too.
-    storage.sessions.search = SearchIndex(settings.data_dir / SEARCH_FILE)
+    try:
+        storage.sessions.search, _ = await open_search(
+            settings.search_backend, storage.client[storage.database], settings.data_dir
+        )
+    except BaseException:
+        await storage.close()
+        raise
     try:
         yield storage
     finally:

@@ -22,7 +22,7 @@ import bson
 from bson import ObjectId
 from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from agent_sessions.errors import BadInput, NotFound
 
@@ -194,7 +194,9 @@ class _Prefix:
 # BSON value sizes (bsonspec.org) of the types a page's top level holds; any other type
 # (a page written by something else) makes the fork rebuild that page instead.
 _FIXED = {0x01: 8, 0x07: 12, 0x08: 1, 0x09: 8, 0x0A: 0, 0x10: 4, 0x11: 8, 0x12: 8, 0x13: 16}
-_NAIVE = CodecOptions()  # runs are read to check them only: no time zone to attach
+_NAIVE: CodecOptions[dict[str, Any]] = (
+    CodecOptions()
+)  # runs are read to check them only: no time zone to attach
 
 
 def _elements(raw: bytes) -> Iterator[tuple[str, memoryview, memoryview]]:
@@ -228,11 +230,14 @@ class _RawPage:
     @classmethod
     def read(cls, raw: bytes) -> _RawPage:
         m_lo, runs = 0, []
-        for name, _, value in _elements(raw):
-            if name == "m_lo":  # an int32 or an int64
-                m_lo = int.from_bytes(value, "little", signed=True)
-            elif name == "runs":
-                runs = [(r["status"], r["mseq"]) for r in bson.decode(value, _NAIVE).values()]
+        try:
+            for name, _, value in _elements(raw):
+                if name == "m_lo":  # an int32 or an int64
+                    m_lo = int.from_bytes(value, "little", signed=True)
+                elif name == "runs":
+                    runs = [(r["status"], r["mseq"]) for r in bson.decode(value, _NAIVE).values()]
+        except ValueError:
+            runs = [("", [])]  # not one to copy as it is: rebuilt
         return cls(raw, m_lo, runs)
 
     def copy(self, session_id: str, page_id: ObjectId) -> RawBSONDocument:
@@ -430,5 +435,5 @@ async def _index_fork(
             head["_id"], head["user_id"], head.get("agent_id"),
             [(m["seq"], m) for m in messages], fresh=True,
         )  # fmt: skip
-    except apsw.Error as exc:
+    except (apsw.Error, PyMongoError) as exc:
         log.warning("the search index missed messages of session %s: %s", head["_id"], exc)

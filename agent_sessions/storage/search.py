@@ -137,11 +137,12 @@ def _normal(text: str) -> str:
 def snippet(text: str, query_terms: Sequence[str], width: int = SNIPPET_CHARS) -> str:
     """The part of ``text`` around its first match, as HTML: escaped, each match in
     ``<mark>``. Matching is the index's: case and accents do not count."""
+    where: Sequence[int]  # the position in ``text`` of each folded character
     if text.isascii():  # most text: folding keeps every character where it is
         flat, where = text.lower(), range(len(text))
     else:
         folded: list[str] = []
-        where_folded: list[int] = []  # the position in ``text`` of each folded character
+        where_folded: list[int] = []
         for i, c in enumerate(text):
             for f in _normal(c):
                 folded.append(f)
@@ -278,7 +279,7 @@ class SearchIndex:
                         (session_id, seq),
                     ).fetchall()
                     for rowid, text_id in old:
-                        self._forget(rowid, text_id)
+                        self._forget(int(rowid), int(text_id))  # type: ignore[arg-type]
                 if not m.get("content"):
                     continue
                 created = m.get("created_at")
@@ -314,7 +315,7 @@ class SearchIndex:
                 " FROM hits WHERE session_id = ? AND seq < ? ORDER BY rowid",
                 (session_id, source_id, below),
             )
-            return int(self._db.changes())
+        return int(self._db.changes())
 
     async def share(self, source_id: str, session_id: str, below: int) -> int:
         """Index the messages of ``source_id`` with seqs below ``below`` as ``session_id``'s
@@ -328,7 +329,7 @@ class SearchIndex:
     def _delete(self, select: str, args: tuple[Any, ...]) -> None:
         with self._db:
             for rowid, text_id in self._db.execute(select, args).fetchall():
-                self._forget(rowid, text_id)
+                self._forget(int(rowid), int(text_id))  # type: ignore[arg-type]
 
     async def delete_session(self, session_id: str) -> None:
         await self._queue(self._delete, self._BY_SESSION, (session_id,))

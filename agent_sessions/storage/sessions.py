@@ -58,6 +58,7 @@ from .model import (
     SessionView,
     Window,
 )
+from .mongo_search import MongoTextIndex
 from .paging import _Retry, move_older_turns, over
 from .search import SearchIndex, snippet
 from .search import terms as search_terms
@@ -407,7 +408,7 @@ class SessionStore:
         # a stale one costs a command.
         self._paged: OrderedDict[str, int] = OrderedDict()
         # The full-text index kept in step with the writes (``storage.search``), if any.
-        self.search: SearchIndex | None = None
+        self.search: SearchIndex | MongoTextIndex | None = None
 
     # --- sessions -------------------------------------------------------------------------
 
@@ -1304,7 +1305,7 @@ class SessionStore:
                 return
         try:
             await self.search.add(session_id, head["user_id"], head.get("agent_id"), messages)
-        except apsw.Error as exc:
+        except (apsw.Error, PyMongoError) as exc:  # the index's own failure
             log.warning("the search index missed messages of session %s: %s", session_id, exc)
 
     async def _unindex(self, session_id: str, run_id: str | None = None) -> None:
@@ -1315,7 +1316,7 @@ class SessionStore:
                 await self.search.delete_session(session_id)
             else:
                 await self.search.delete_run(session_id, run_id)
-        except apsw.Error as exc:
+        except (apsw.Error, PyMongoError) as exc:  # the index's own failure
             log.warning("the search index kept words of session %s: %s", session_id, exc)
 
     async def _index_run(self, session_id: str, run_id: str) -> None:
