@@ -15,8 +15,12 @@ so a user's query only walks that user's postings.
 Several server processes (``serve --workers N``) share the file: SQLite lets one writer
 at a time in (WAL mode, readers never wait; a writer waits up to ``BUSY_MS`` for
 another's transaction, each of which is one short write). The index is kept in step by
-``SessionStore`` (appends, finished runs, deleted sessions and runs, forks, imports,
-the retention sweep) and can be rebuilt from the database: ``agent-sessions reindex``.
+``SessionStore`` (appends, live runs as they are stored, deleted sessions and runs,
+forks, imports, the retention sweep) and can be rebuilt from the database:
+``agent-sessions reindex``. Writes are queued in order and run in the background; a
+search waits for the writes its process queued before it.
+
+Where the database has a text index of its own, ``mongo_search`` serves instead.
 """
 
 from __future__ import annotations
