@@ -161,7 +161,7 @@ class Services:
         chosen, line = await open_search(
             self.settings.search_backend, storage.client[storage.database], self.settings.data_dir
         )
-        log.info("%s", line)
+        logging.getLogger("agent_sessions.storage").info("%s", line)
         if isinstance(chosen, MongoTextIndex):
             if sessions.search is not None:
                 sessions.search.close()
@@ -415,7 +415,7 @@ def build_app(
                 join=worker,
             )
         services.configure_storage(services._storage)
-        if settings.search_backend != "sqlite":  # the database's text index, if it has one
+        if owned and settings.search_backend != "sqlite":  # the database's own text index
             await services.choose_search(services._storage)
         sweeper = asyncio.create_task(
             retention.sweep_forever(

@@ -7,12 +7,14 @@ available where this was written)."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agent_sessions.app import build_app
 from agent_sessions.settings import Settings
 from agent_sessions.storage import Storage
 from agent_sessions.storage.mongo_search import (
@@ -140,3 +142,20 @@ async def test_search_through_the_api_on_the_text_index(
     # The words are in the database's collection, not in a file.
     assert await text_index.collection.count_documents({"session_id": "s"}) == 2
     assert len((await gql.data(query, {"q": "grew"}))["search"]["nodes"]) == 1
+
+
+async def test_the_server_says_which_index_it_uses(
+    mongo_uri: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(data_dir=tmp_path, mongodb_uri=mongo_uri, database=f"t_{tmp_path.name}")
+    app = build_app(settings)
+    with caplog.at_level(logging.INFO, logger="agent_sessions.storage"):
+        async with app.router.lifespan_context(app):
+            storage = app.state.services.storage
+            chosen = storage.sessions.search
+            await storage.client.drop_database(settings.database)
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("search: ")]
+    if isinstance(chosen, SearchIndex):
+        assert line.startswith(f"search: SQLite FTS5 index in {tmp_path}") and "no text" in line
+    else:
+        assert isinstance(chosen, MongoTextIndex) and "MongoDB text index" in line
