@@ -194,9 +194,8 @@ class _Prefix:
 # BSON value sizes (bsonspec.org) of the types a page's top level holds; any other type
 # (a page written by something else) makes the fork rebuild that page instead.
 _FIXED = {0x01: 8, 0x07: 12, 0x08: 1, 0x09: 8, 0x0A: 0, 0x10: 4, 0x11: 8, 0x12: 8, 0x13: 16}
-_NAIVE: CodecOptions[dict[str, Any]] = (
-    CodecOptions()
-)  # runs are read to check them only: no time zone to attach
+# Runs are read to check them only: no time zone to attach.
+_NAIVE: CodecOptions[dict[str, Any]] = CodecOptions()
 
 
 def _elements(raw: bytes) -> Iterator[tuple[str, memoryview, memoryview]]:
