@@ -57,6 +57,7 @@ from agent_sessions.schema import build_schema
 from agent_sessions.settings import Settings, load_settings
 from agent_sessions.storage import EmbeddedServer, Storage, retention
 from agent_sessions.storage.model import STATUSES
+from agent_sessions.storage.mongo_search import MongoTextIndex, open_search
 from agent_sessions.storage.monitoring import CommandTimer
 from agent_sessions.storage.search import FILE as SEARCH_FILE
 from agent_sessions.storage.search import SearchIndex
@@ -152,6 +153,21 @@ class Services:
         storage.sessions.retention = None if days is None else timedelta(days=days)
         if storage.sessions.search is None:
             storage.sessions.search = SearchIndex(self.settings.data_dir / SEARCH_FILE)
+
+    async def choose_search(self, storage: Storage) -> None:
+        """The search index ``search_backend`` asks for, in place of the SQLite file of
+        ``configure_storage`` (kept when the database has no text index and it is auto)."""
+        sessions = storage.sessions
+        chosen, line = await open_search(
+            self.settings.search_backend, storage.client[storage.database], self.settings.data_dir
+        )
+        logging.getLogger("agent_sessions.storage").info("%s", line)
+        if isinstance(chosen, MongoTextIndex):
+            if sessions.search is not None:
+                sessions.search.close()
+            sessions.search = chosen
+        else:
+            chosen.close()  # the one configure_storage opened is that file already
 
     async def forget_session(self, session_id: str) -> None:
         """Drop what is kept about a deleted session outside its documents."""
@@ -399,6 +415,8 @@ def build_app(
                 join=worker,
             )
         services.configure_storage(services._storage)
+        if owned and settings.search_backend != "sqlite":  # the database's own text index
+            await services.choose_search(services._storage)
         sweeper = asyncio.create_task(
             retention.sweep_forever(
                 services._storage.sessions, settings.retention_sweep_s, services.forget_session
@@ -417,6 +435,8 @@ def build_app(
             # No new runs from here; the ones in progress get run_drain_s to finish.
             await services.runs.drain(settings.run_drain_s)
             await services.agents.aclose()
+            if services._storage is not None and services._storage.sessions.search is not None:
+                await services._storage.sessions.search.settle()  # queued index writes
             if owned and services._storage is not None:
                 await services._storage.close(stop_embedded=embedded is None)
                 services._storage = None

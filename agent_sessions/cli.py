@@ -20,7 +20,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import apsw
 from pydantic import ValidationError
+from pymongo.errors import PyMongoError
 from uvicorn.supervisors import Multiprocess
 
 from agent_sessions import __version__, data_commands
@@ -29,6 +31,7 @@ from agent_sessions.resolvers.validation import describe
 from agent_sessions.settings import AgentConfig, Settings, load_settings, setting_sources
 from agent_sessions.storage import EmbeddedServerError, KeyRecord, Storage
 from agent_sessions.storage.embedded import start_embedded
+from agent_sessions.storage.mongo_search import SearchBackendError
 
 log = logging.getLogger("agent_sessions")
 
@@ -378,6 +381,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(data_commands.run(args, settings))
         return asyncio.run(_keys(args, settings))
     except EmbeddedServerError as exc:
+        print(f"agent-sessions: {exc}", file=sys.stderr)
+        return 1
+    except PyMongoError as exc:  # a command's database that does not answer, or refuses
+        reason = str(exc).split(" (configured timeouts", 1)[0].split(", Timeout:", 1)[0]
+        print(f"agent-sessions: the database failed: {reason[:300]}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a data directory that cannot be used (a file, no permission)
+        print(f"agent-sessions: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
+        return 1
+    except apsw.Error as exc:  # the search index file of the data directory
+        print(f"agent-sessions: the search index failed: {exc}", file=sys.stderr)
+        return 1
+    except SearchBackendError as exc:
         print(f"agent-sessions: {exc}", file=sys.stderr)
         return 1
 

@@ -24,8 +24,7 @@ from tqdm import tqdm
 from agent_sessions.settings import Settings
 from agent_sessions.storage import Storage
 from agent_sessions.storage.migrate import migrate
-from agent_sessions.storage.search import FILE as SEARCH_FILE
-from agent_sessions.storage.search import SearchIndex
+from agent_sessions.storage.mongo_search import open_search
 from agent_sessions.storage.transfer import (
     ImportOutcome,
     count_sessions,
@@ -118,10 +117,17 @@ async def _storage(settings: Settings, *, upgrade: bool = True) -> AsyncIterator
         upgrade=upgrade,
     )
     # What these commands write (imports, the demo) goes into the search index too.
-    storage.sessions.search = SearchIndex(settings.data_dir / SEARCH_FILE)
+    try:
+        storage.sessions.search, _ = await open_search(
+            settings.search_backend, storage.client[storage.database], settings.data_dir
+        )
+    except BaseException:
+        await storage.close()
+        raise
     try:
         yield storage
     finally:
+        await storage.sessions.search.settle()  # what the command queued
         storage.sessions.search.close()
         await storage.close()
 
@@ -173,7 +179,10 @@ async def _reindex(storage: Storage) -> int:
         count = await storage.sessions.reindex(progress)
     finally:
         bar.close()
-    print(f"{count} message(s) indexed for search", file=sys.stderr)
+    assert storage.sessions.search is not None  # opened by _storage
+    indexed = await storage.sessions.search.count()
+    print(f"{indexed} message(s) indexed for search, {count - indexed} without text",
+          file=sys.stderr)  # fmt: skip
     return 0
 
 

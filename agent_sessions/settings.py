@@ -180,6 +180,11 @@ class Settings(BaseSettings):
     retention_sweep_s: float = Field(
         default=60.0, gt=0, le=86400, description="how often expired sessions are deleted"
     )
+    search_backend: Literal["auto", "mongo", "sqlite"] = Field(
+        default="auto",
+        description="the search index: the database's text index (mongo), an SQLite file "
+        "in the data directory (sqlite), or the first where the database has none (auto)",
+    )
     agents: dict[str, AgentConfig] = Field(
         default_factory=dict,
         description="the agents runAgent and POST /api/agents/{agentId}/runs can run; "

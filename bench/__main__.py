@@ -362,8 +362,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             t = time.perf_counter()
             results["streaming"] = streaming.measure(server.uri, args.quick)
             print(f"streaming measured in {time.perf_counter() - t:.1f}s", file=sys.stderr)
-            results["beyond"] = asyncio.run(beyond.run(server.uri, args.quick))
-            results["scale"] = asyncio.run(scale.run(server.uri, args.quick))
+            # No drops: this database server and its directory go right after.
+            results["beyond"] = asyncio.run(beyond.run(server.uri, args.quick, drop=False))
+            results["scale"] = asyncio.run(scale.run(server.uri, args.quick, drop=False))
         finally:
             server.stop()
     figures = report(requests, results, args.quick)

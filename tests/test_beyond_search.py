@@ -11,6 +11,7 @@ import pytest
 
 from agent_sessions.settings import Settings
 from agent_sessions.storage import Storage
+from agent_sessions.storage.search import MAX_QUEUED, SearchIndex, snippet
 
 from .helpers import GraphQLClient, record
 
@@ -141,3 +142,32 @@ class TestOwners:
         assert [h["sessionId"] for h in await hits(admin, "merger", f={"userId": "bob"})] == [
             "bob-s"
         ]
+
+
+async def test_index_writes_are_queued_in_order_and_bounded(tmp_path: Any) -> None:
+    index = SearchIndex(tmp_path / "search.sqlite3")
+
+    def message(text: str) -> dict[str, Any]:
+        return {"id": "m", "role": "user", "content": text, "created_at": None}
+
+    # An append does not wait for its words; a delete queued after it still comes after.
+    await index.add("s", "u", None, [(0, message("first words"))])
+    await index.delete_session("s")
+    await index.add("s", "u", None, [(0, message("second words"))])
+    assert await index.search(["first"], owner="u", limit=5) == []
+    assert [h.session_id for h in await index.search(["second"], owner="u", limit=5)] == ["s"]
+    # A writer faster than the index waits once MAX_QUEUED writes are queued.
+    most = 0
+    for i in range(3 * MAX_QUEUED):
+        await index.add(f"b{i}", "u", None, [(0, message(f"bulk {i}"))], fresh=True)
+        most = max(most, index._queued)
+    assert most <= MAX_QUEUED + 1
+    assert await index.count() == 1 + 3 * MAX_QUEUED
+    index.close()
+
+
+def test_snippets_of_plain_and_accented_text() -> None:
+    assert snippet("Ask BOB about Bob's plan", ["bob"]) == (
+        "Ask <mark>BOB</mark> about <mark>Bob</mark>&#x27;s plan"
+    )
+    assert snippet("Élan vital", ["elan"]) == "<mark>Élan</mark> vital"

@@ -105,7 +105,7 @@ KNOWN_TOP = (
     "known: host, port, mongodb_uri, database, data_dir, secantusd, admin_key, "
     "insecure_no_auth, introspection, compiled_execution, log_level, log_format, workers, "
     "graceful_shutdown_s, cors_origins, metrics_public, run_flush_s, run_lease_s, run_drain_s, "
-    "retention_days, retention_sweep_s, agents"
+    "retention_days, retention_sweep_s, search_backend, agents"
 )
 KNOWN_AGENT = "known: backend, base_url, model, api_key_env, system_prompt, url, timeout_s"
 

@@ -1,15 +1,21 @@
 """Deleting one run and forking a session, on a session kept whole and on one spread over
-pages (tiny bounds): the items left, every counter windows rely on, and ownership."""
+pages (tiny bounds): the items left, every counter windows rely on, and ownership; a
+fork's pages copied as stored and its search index rows shared with the original's."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import apsw
 import pytest
 
 from agent_sessions.errors import BadInput, NotFound
 from agent_sessions.storage import Storage
 from agent_sessions.storage import layout as L
+from agent_sessions.storage.edits import FORKED_WHILE_RUNNING
 from agent_sessions.storage.layout import DEFAULT_BOUNDS, Bounds
-from agent_sessions.storage.model import MessageSpec, RunSpec, Window
+from agent_sessions.storage.model import MessageSpec, RunSpec, SessionFilter, Window
+from agent_sessions.storage.search import VERSION, SearchIndex, match_expression
 from agent_sessions.storage.sessions import message_document, now, run_document
 
 from .helpers import TINY_BOUNDS
@@ -133,3 +139,109 @@ async def test_fork_at_a_message(storage: Storage, bounds: Bounds) -> None:
     last = await storage.sessions.fork_session("s", msgs[-1]["id"], owner=None)
     assert last is not None and last["title"] is not None
     assert (await _everything(storage, last["id"]))[0] == msgs
+
+
+async def _pages(storage: Storage, sid: str) -> list[dict]:
+    found = storage.sessions.pages.find({"session_id": sid}, sort=[("n", 1)])
+    return [{k: v for k, v in p.items() if k not in ("_id", "session_id")} async for p in found]
+
+
+PAGED = pytest.mark.parametrize("bounds", [TINY_BOUNDS], ids=["paged"])
+
+
+@PAGED
+async def test_a_fork_copies_the_pages_it_keeps_as_stored(storage: Storage, tmp_path: Path) -> None:
+    storage.sessions.search = SearchIndex(tmp_path / "search.sqlite3")
+    for i in range(12):
+        await _record(storage, "s", f"r{i}")
+    msgs, _ = await _everything(storage, "s")
+    source = await _pages(storage, "s")
+    assert len(source) >= 4
+    for at in (msgs[-1], msgs[13]):  # in the head; in a page (r6's first tool message)
+        fork = await storage.sessions.fork_session("s", at["id"], owner="alice")
+        assert fork is not None
+        got_msgs, got_runs = await _everything(storage, fork["id"])
+        kept = msgs[: msgs.index(at) + 1]
+        assert got_msgs == kept
+        assert [r["id"] for r in got_runs] == list(dict.fromkeys(m["run_id"] for m in kept))
+        await _check_counters(storage, fork["id"])
+        copied = await _pages(storage, fork["id"])
+        # Every page wholly before the fork point is the original's, byte for byte.
+        before = [p for p in source if p["m_hi"] <= kept[-1]["seq"]]
+        assert len(before) >= 2 and copied[: len(before)] == before
+    # The copies share the original's words in the search index: deleting either one
+    # leaves the other found.
+    index = storage.sessions.search
+    await index.settle()
+    words = index._db.execute("SELECT count(*) FROM words").fetchall()[0][0]
+    assert words < 24 + 2 * 8  # 24 messages, and fewer than 8 of each fork indexed again
+    first = msgs[0]["content"]
+    found = await storage.sessions.search_messages(
+        f'"{first}"', SessionFilter(), owner="alice", first=10
+    )
+    assert len({h["session_id"] for h in found[0]}) == 3
+    assert await storage.sessions.delete_session("s", owner="alice") is True
+    found = await storage.sessions.search_messages(
+        f'"{first}"', SessionFilter(), owner="alice", first=10
+    )
+    assert len({h["session_id"] for h in found[0]}) == 2
+
+
+@PAGED
+async def test_a_fork_inside_a_run_still_going(storage: Storage) -> None:
+    # A live run started first, its older turns moved into pages around it.
+    await _record(storage, "s", "live", status="RUNNING", n=1)
+    await _session(storage)
+    msgs, _ = await _everything(storage, "s")
+    fork = await storage.sessions.fork_session("s", msgs[6]["id"], owner="alice")
+    assert fork is not None
+    got_msgs, got_runs = await _everything(storage, fork["id"])
+    assert got_msgs == msgs[:7]
+    live = next(r for r in got_runs if r["id"] == "live")
+    assert live["status"] == "CANCELLED" and live["error"] == FORKED_WHILE_RUNNING
+    assert live["input"] == msgs[0]["content"]
+    await _check_counters(storage, fork["id"])
+    _, runs = await _everything(storage, "s")  # the original's run goes on
+    assert next(r for r in runs if r["id"] == "live")["status"] == "RUNNING"
+
+
+def test_an_index_of_the_first_layout_is_upgraded(tmp_path: Path) -> None:
+    old = apsw.Connection(str(tmp_path / "search.sqlite3"))
+    old.execute(
+        "CREATE VIRTUAL TABLE words USING fts5(who, content, content='', contentless_delete=1,"
+        " tokenize='unicode61 remove_diacritics 2');"
+        "CREATE TABLE hits (rowid INTEGER PRIMARY KEY, session_id TEXT NOT NULL,"
+        " seq INTEGER NOT NULL, message_id TEXT NOT NULL, run_id TEXT, role TEXT NOT NULL,"
+        " created_at REAL NOT NULL, UNIQUE (session_id, seq));"
+        "INSERT INTO hits VALUES (7, 's', 0, 'm', NULL, 'user', 0);"
+        "INSERT INTO words (rowid, who, content) VALUES (7, 'u61', 'old words');"
+    )
+    old.close()
+    index = SearchIndex(tmp_path / "search.sqlite3")
+    [hit] = index._search(match_expression(["old"], "a", None), False, 10, 0)
+    assert (hit.session_id, hit.message_id) == ("s", "m")
+    assert index._db.execute("PRAGMA user_version").fetchall()[0][0] == VERSION
+    index._delete(index._BY_SESSION, ("s",))
+    assert index._db.execute("SELECT count(*) FROM words").fetchall()[0][0] == 0
+
+
+@pytest.mark.parametrize("bounds", [Bounds(head_entries=12, page_seqs=4)], ids=["paged"])
+async def test_a_fork_in_the_paged_messages_of_a_run_in_the_head(storage: Storage) -> None:
+    # A run still going keeps its place in the head while its messages move into pages
+    # (a head of 12 entries: the run and its chunks, 3, stay, with its newest messages).
+    await _record(storage, "s", "live", status="RUNNING", n=1)
+    for i in range(4):
+        await storage.sessions.update_run(
+            session_id="s", run_id="live", owner="alice", changes={},
+            messages=[message_document(role="tool", content=f"step {i}", run_id="live",
+                                       created_at=now()) for _ in range(3)],
+        )  # fmt: skip
+    head = await storage.sessions.heads.find_one({"_id": "s"})
+    assert head["pages"] and [r["id"] for r in head["runs"]] == ["live"]
+    msgs, _ = await _everything(storage, "s")
+    fork = await storage.sessions.fork_session("s", msgs[3]["id"], owner="alice")
+    assert fork is not None
+    got_msgs, got_runs = await _everything(storage, fork["id"])
+    assert got_msgs == msgs[:4] and [r["id"] for r in got_runs] == ["live"]
+    assert got_runs[0]["status"] == "CANCELLED"
+    await _check_counters(storage, fork["id"])

@@ -50,27 +50,7 @@ def build_session(
         doc.setdefault("content", None)
         doc["seq"] = seq
         stored_messages.append(doc)
-    by_run: dict[str, list[Doc]] = {}
-    for m in stored_messages:
-        if m.get("run_id") is not None:
-            by_run.setdefault(m["run_id"], []).append(m)
-    stored_runs = []
-    for seq, r in enumerate(runs):
-        doc = {k: v for k, v in r.items() if k not in ("seq", "input", "mseq", "in", "out")}
-        mine = by_run.get(r["id"], [])
-        doc["seq"] = seq
-        doc["mseq"] = [m["seq"] for m in mine]
-        user = next((m for m in mine if m["role"] == "user"), None)
-        answer = next((m for m in reversed(mine) if m["role"] == "assistant"), None)
-        if user is not None:
-            doc["in"] = user["seq"]
-        if answer is not None:
-            doc["out"] = answer["seq"]
-        content = doc.get("content")
-        if content is None or (answer is not None and answer.get("content") == content):
-            doc.pop("content", None)
-        doc.setdefault("retrieved_context", [])
-        stored_runs.append(doc)
+    stored_runs = stored_run_documents(runs, range(len(runs)), stored_messages)
     head: Doc = {
         "_id": session.get("_id", session.get("id")),
         "v": L.LAYOUT_VERSION,
@@ -100,6 +80,36 @@ def build_session(
             head.pop(key, None)  # absent, not null: the expiry index is sparse
     pages = page_out(head, bounds) if paged else []
     return head, pages
+
+
+def stored_run_documents(
+    runs: Sequence[Doc], seqs: Sequence[int], messages: Sequence[Doc]
+) -> list[Doc]:
+    """``runs`` (records) as stored with ``seqs``: their references (``mseq``, ``in``,
+    ``out``) to the stored ``messages`` that name them, ``content`` kept only where the
+    run's last assistant message does not hold it."""
+    by_run: dict[str, list[Doc]] = {}
+    for m in messages:
+        if m.get("run_id") is not None:
+            by_run.setdefault(m["run_id"], []).append(m)
+    stored = []
+    for seq, r in zip(seqs, runs, strict=True):
+        doc = {k: v for k, v in r.items() if k not in ("seq", "input", "mseq", "in", "out")}
+        mine = by_run.get(r["id"], [])
+        doc["seq"] = seq
+        doc["mseq"] = [m["seq"] for m in mine]
+        user = next((m for m in mine if m["role"] == "user"), None)
+        answer = next((m for m in reversed(mine) if m["role"] == "assistant"), None)
+        if user is not None:
+            doc["in"] = user["seq"]
+        if answer is not None:
+            doc["out"] = answer["seq"]
+        content = doc.get("content")
+        if content is None or (answer is not None and answer.get("content") == content):
+            doc.pop("content", None)
+        doc.setdefault("retrieved_context", [])
+        stored.append(doc)
+    return stored
 
 
 def upgrade(doc: Doc, bounds: Bounds, *, paged: bool = True) -> tuple[Doc, list[Doc]]:

@@ -58,6 +58,7 @@ from .model import (
     SessionView,
     Window,
 )
+from .mongo_search import MongoTextIndex
 from .paging import _Retry, move_older_turns, over
 from .search import SearchIndex, snippet
 from .search import terms as search_terms
@@ -409,7 +410,7 @@ class SessionStore:
         # a stale one costs a command.
         self._paged: OrderedDict[str, int] = OrderedDict()
         # The full-text index kept in step with the writes (``storage.search``), if any.
-        self.search: SearchIndex | None = None
+        self.search: SearchIndex | MongoTextIndex | None = None
 
     # --- sessions -------------------------------------------------------------------------
 
@@ -1133,6 +1134,7 @@ class SessionStore:
             count += len(messages)
             if progress is not None:
                 progress(count)
+        await self.search.settle()  # rebuilt when this returns, not only queued
         return count
 
     async def index_metadata(self) -> int:
@@ -1327,7 +1329,7 @@ class SessionStore:
                 return
         try:
             await self.search.add(session_id, head["user_id"], head.get("agent_id"), messages)
-        except apsw.Error as exc:
+        except (apsw.Error, PyMongoError) as exc:  # the index's own failure
             log.warning("the search index missed messages of session %s: %s", session_id, exc)
 
     async def _unindex(self, session_id: str, run_id: str | None = None) -> None:
@@ -1338,7 +1340,7 @@ class SessionStore:
                 await self.search.delete_session(session_id)
             else:
                 await self.search.delete_run(session_id, run_id)
-        except apsw.Error as exc:
+        except (apsw.Error, PyMongoError) as exc:  # the index's own failure
             log.warning("the search index kept words of session %s: %s", session_id, exc)
 
     async def _index_run(self, session_id: str, run_id: str) -> None:
@@ -1402,7 +1404,9 @@ class SessionStore:
             session_id, run_id, owner, changes, list(new_messages), message_changes or {},
             running_only=True,
         )  # fmt: skip
-        if changed and changes.get("status") in TERMINAL:  # its words, once, when it ends
+        # Its words as stored: at each flush that brought text (at most every run_flush_s),
+        # and when it ends.
+        if changed and (new_messages or message_changes or changes.get("status") in TERMINAL):
             await self._index_run(session_id, run_id)
         return changed
 
