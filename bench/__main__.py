@@ -238,11 +238,13 @@ def count_fields(value: Any) -> int:
     return 0
 
 
-async def in_process(uri: str, requests: list[Request], quick: bool) -> dict[str, Any]:
+async def in_process(
+    uri: str, requests: list[Request], quick: bool, data_dir: Path
+) -> dict[str, Any]:
     commands = Commands()
     storage = await Storage.connect(uri, DATABASE, listeners=[commands])
     app = build_app(
-        Settings(mongodb_uri=uri, database=DATABASE, data_dir=tempfile.gettempdir()),
+        Settings(mongodb_uri=uri, database=DATABASE, data_dir=data_dir),
         storage=storage,
     )
     app.router.routes.extend(FLOOR_ROUTES)
@@ -342,7 +344,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             requests = requests_for(ids)
             port = _free_port()
             argv = [sys.executable, "-m", "bench.server", "--uri", server.uri,
-                    "--database", DATABASE, "--port", str(port),
+                    "--database", DATABASE, "--port", str(port), "--data-dir", f"{tmp}/app",
                     "--loop", args.loop, "--http", args.http]  # fmt: skip
             child = subprocess.Popen(argv)  # noqa: S603 - our own module, fixed argv
             try:
@@ -354,7 +356,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             finally:
                 child.terminate()
                 child.wait(30)
-            results = asyncio.run(in_process(server.uri, requests, args.quick))
+            results = asyncio.run(in_process(server.uri, requests, args.quick, Path(tmp) / "app"))
             results["long"] = ids["long"] | {f"read_{k}": v for k, v in results["long"].items()}
             t = time.perf_counter()
             results["transfer"] = asyncio.run(transfer.run(server.uri, args.quick))

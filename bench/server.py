@@ -4,7 +4,6 @@ routes; started by the benchmark as a child process."""
 from __future__ import annotations
 
 import argparse
-import tempfile
 
 import uvicorn
 
@@ -19,12 +18,11 @@ def main() -> None:
     parser.add_argument("--uri", required=True)
     parser.add_argument("--database", required=True)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--data-dir", required=True, help="the app's own (its search index)")
     parser.add_argument("--loop", default="auto", help="uvicorn event loop: auto (uvloop), asyncio")
     parser.add_argument("--http", default="auto", help="uvicorn HTTP parser: auto (httptools), h11")
     args = parser.parse_args()
-    settings = Settings(
-        mongodb_uri=args.uri, database=args.database, data_dir=tempfile.gettempdir()
-    )
+    settings = Settings(mongodb_uri=args.uri, database=args.database, data_dir=args.data_dir)
     app = build_app(settings)
     app.router.routes.extend(FLOOR_ROUTES)
     uvicorn.run(

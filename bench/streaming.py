@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import statistics
 import subprocess
 import sys
@@ -96,6 +97,7 @@ def main() -> None:
     parser.add_argument("--uri")
     parser.add_argument("--database")
     parser.add_argument("--backend-url")
+    parser.add_argument("--data-dir", help="the app's own (its search index)")
     args = parser.parse_args()
     if args.role == "backend":
         app = backend_app()
@@ -105,7 +107,7 @@ def main() -> None:
         settings = Settings(
             mongodb_uri=args.uri,
             database=args.database,
-            data_dir=tempfile.gettempdir(),
+            data_dir=args.data_dir,
             agents=agents(args.backend_url),
         )
         app = build_app(settings)
@@ -204,7 +206,7 @@ class _Writes(CommandListener):
         pass
 
 
-async def _long_answer(uri: str, database: str, backend: str) -> dict[str, Any]:
+async def _long_answer(uri: str, database: str, backend: str, data_dir: str) -> dict[str, Any]:
     """A 2,000-token answer through the app in this process, its writes counted."""
     from agent_sessions.app import build_app
     from agent_sessions.storage import Storage
@@ -212,7 +214,7 @@ async def _long_answer(uri: str, database: str, backend: str) -> dict[str, Any]:
     writes = _Writes()
     storage = await Storage.connect(uri, database, listeners=[writes])
     settings = Settings(
-        mongodb_uri=uri, database=database, data_dir=tempfile.gettempdir(), agents=agents(backend)
+        mongodb_uri=uri, database=database, data_dir=data_dir, agents=agents(backend)
     )
     app = build_app(settings, storage=storage)
     transport = httpx.ASGITransport(app=app)
@@ -255,7 +257,9 @@ def measure(uri: str, quick: bool) -> dict[str, Any]:
     backend_port, app_port = _free_port(), _free_port()
     backend, app = f"http://127.0.0.1:{backend_port}", f"http://127.0.0.1:{app_port}"
     me = [sys.executable, "-m", "bench.streaming"]
-    app_argv = ["--uri", uri, "--database", database, "--backend-url", backend]
+    data_dir = tempfile.mkdtemp(prefix="agent-sessions-streaming-")  # its own search index
+    app_argv = ["--uri", uri, "--database", database, "--backend-url", backend,
+                "--data-dir", f"{data_dir}/app"]  # fmt: skip
     # Our own module, fixed argv.
     children = [
         subprocess.Popen([*me, "backend", "--port", str(backend_port)]),  # noqa: S603
@@ -277,7 +281,7 @@ def measure(uri: str, quick: bool) -> dict[str, Any]:
                 start, record = _start_vs_record(client, app)
                 starts.append(start)
                 records.append(record)
-        long = asyncio.run(_long_answer(uri, database, backend))
+        long = asyncio.run(_long_answer(uri, database, backend, f"{data_dir}/long"))
     finally:
         for child in children:
             child.terminate()
@@ -286,6 +290,7 @@ def measure(uri: str, quick: bool) -> dict[str, Any]:
 
         with MongoClient(uri) as client:
             client.drop_database(database)
+        shutil.rmtree(data_dir, ignore_errors=True)
     return {
         "first_delta_overhead_ms": round(statistics.median(served) - statistics.median(direct), 3),
         "first_delta_direct_ms": round(statistics.median(direct), 3),

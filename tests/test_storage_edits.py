@@ -225,6 +225,27 @@ def test_an_index_of_the_first_layout_is_upgraded(tmp_path: Path) -> None:
     assert index._db.execute("SELECT count(*) FROM words").fetchall()[0][0] == 0
 
 
+def test_hits_a_server_of_the_first_layout_adds_after_the_upgrade(tmp_path: Path) -> None:
+    # A rolling restart: a new server upgraded the file, an old one still adds hits its
+    # way (no text_id, its words under the hit's own rowid). They can be deleted at once,
+    # and are found again once a server opens the file.
+    index = SearchIndex(tmp_path / "search.sqlite3")
+    index._db.execute(
+        "INSERT INTO hits (rowid, session_id, seq, message_id, run_id, role, created_at)"
+        " VALUES (7, 's', 0, 'm', NULL, 'user', 0);"
+        "INSERT INTO words (rowid, who, content) VALUES (7, 'u61', 'old words');"
+        "INSERT INTO hits (rowid, session_id, seq, message_id, run_id, role, created_at)"
+        " VALUES (8, 'gone', 0, 'm2', NULL, 'user', 0);"
+        "INSERT INTO words (rowid, who, content) VALUES (8, 'u61', 'older words');"
+    )
+    index._delete(index._BY_SESSION, ("gone",))  # a NULL text_id: its own rowid's words
+    index.close()
+    index = SearchIndex(tmp_path / "search.sqlite3")
+    [hit] = index._search(match_expression(["words"], "a", None), False, 10, 0)
+    assert (hit.session_id, hit.message_id) == ("s", "m")
+    assert index._db.execute("SELECT count(*) FROM words").fetchall()[0][0] == 1
+
+
 @pytest.mark.parametrize("bounds", [Bounds(head_entries=12, page_seqs=4)], ids=["paged"])
 async def test_a_fork_in_the_paged_messages_of_a_run_in_the_head(storage: Storage) -> None:
     # A run still going keeps its place in the head while its messages move into pages

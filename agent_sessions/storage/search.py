@@ -77,6 +77,11 @@ ALTER TABLE hits ADD COLUMN text_id INTEGER;
 UPDATE hits SET text_id = rowid;
 """
 
+# A server of version 0 still running beside one of version 1 (a rolling restart) adds
+# hits without ``text_id``; their words row has the hit's own rowid, as in version 0.
+UNNUMBERED = "SELECT 1 FROM hits WHERE text_id IS NULL LIMIT 1"
+NUMBER = "UPDATE hits SET text_id = rowid WHERE text_id IS NULL"
+
 _TABLES = "SELECT name FROM sqlite_master WHERE type = 'table'"
 
 _SELECT = (
@@ -208,7 +213,9 @@ class SearchIndex:
     def _current(self) -> bool:
         tables = {name for (name,) in self._db.execute(_TABLES).fetchall()}
         version: Any = self._db.execute("PRAGMA user_version").fetchall()[0][0]
-        return {"words", "hits"} <= tables and version == VERSION
+        if not ({"words", "hits"} <= tables and version == VERSION):
+            return False
+        return not self._db.execute(UNNUMBERED).fetchall()  # through the hits_text index
 
     def _create(self) -> None:
         tables = {name for (name,) in self._db.execute(_TABLES).fetchall()}
@@ -217,6 +224,7 @@ class SearchIndex:
             if "text_id" not in columns:
                 self._db.execute(UPGRADE_FROM_0)
         self._db.execute(SCHEMA)
+        self._db.execute(NUMBER)
         self._db.execute(f"PRAGMA user_version = {VERSION}")
 
     def close(self) -> None:
@@ -266,8 +274,10 @@ class SearchIndex:
 
     # --- writes -------------------------------------------------------------------------
 
-    def _forget(self, rowid: int, text_id: int) -> None:
+    def _forget(self, rowid: int, text_id: int | None) -> None:
         """Drop one hit, and its words once no other message holds them."""
+        if text_id is None:  # added by a server of version 0 (see UNNUMBERED)
+            text_id = rowid
         self._db.execute("DELETE FROM hits WHERE rowid = ?", (rowid,))
         if not self._db.execute(_UNSHARED, (text_id,)).fetchall():
             self._db.execute("DELETE FROM words WHERE rowid = ?", (text_id,))
@@ -283,7 +293,7 @@ class SearchIndex:
                         (session_id, seq),
                     ).fetchall()
                     for rowid, text_id in old:
-                        self._forget(int(rowid), int(text_id))  # type: ignore[arg-type]
+                        self._forget(int(rowid), text_id)  # type: ignore[arg-type]
                 if not m.get("content"):
                     continue
                 created = m.get("created_at")
@@ -333,7 +343,7 @@ class SearchIndex:
     def _delete(self, select: str, args: tuple[Any, ...]) -> None:
         with self._db:
             for rowid, text_id in self._db.execute(select, args).fetchall():
-                self._forget(int(rowid), int(text_id))  # type: ignore[arg-type]
+                self._forget(int(rowid), text_id)  # type: ignore[arg-type]
 
     async def delete_session(self, session_id: str) -> None:
         await self._queue(self._delete, self._BY_SESSION, (session_id,))
