@@ -360,17 +360,7 @@ async def fork_session(
     if await store.heads.find_one({"_id": new_id}, {"_id": 1}) is not None:
         raise BadInput(f"a session with id {new_id} exists already")
     await store.pages.delete_many({"session_id": new_id})  # a failed fork's leftovers
-    writes = [*copied, *((page, page["bytes"]) for page in pages)]
-    batch: list[Any] = []
-    size = 0
-    for page, page_bytes in writes:
-        batch.append(page)
-        size += page_bytes
-        if size > 8 * 1024 * 1024:
-            await store.pages.insert_many(batch)
-            batch, size = [], 0
-    if batch:
-        await store.pages.insert_many(batch)
+    await store.insert_pages([*copied, *((page, page["bytes"]) for page in pages)])
     try:
         await store.heads.insert_one(new_head)
     except DuplicateKeyError:

@@ -1509,6 +1509,19 @@ class SessionStore:
 
     # --- moving data in and out -----------------------------------------------------------
 
+    async def insert_pages(self, pages: Iterable[tuple[Any, int]]) -> None:
+        """Insert (page, its size in bytes) pairs, about 8 MiB of pages a command."""
+        batch: list[Any] = []
+        size = 0
+        for page, page_bytes in pages:
+            batch.append(page)
+            size += page_bytes
+            if size > 8 * 1024 * 1024:
+                await self.pages.insert_many(batch)
+                batch, size = [], 0
+        if batch:
+            await self.pages.insert_many(batch)
+
     async def import_session(
         self, session: Doc, messages: Sequence[Doc], runs: Sequence[Doc]
     ) -> bool:
@@ -1526,16 +1539,7 @@ class SessionStore:
         if pages:
             # Pages a failed import of this id left behind (no head has them).
             await self.pages.delete_many({"session_id": head["_id"]})
-            batch: list[Doc] = []
-            size = 0
-            for page in pages:
-                batch.append(page)
-                size += page["bytes"]
-                if size > 8 * 1024 * 1024:
-                    await self.pages.insert_many(batch)
-                    batch, size = [], 0
-            if batch:
-                await self.pages.insert_many(batch)
+            await self.insert_pages((page, page["bytes"]) for page in pages)
         try:
             await self.heads.insert_one(head)
         except DuplicateKeyError:
